@@ -1,0 +1,75 @@
+import sharp from 'sharp';
+import { IMAGE_SIDE } from '../signature/types.ts';
+import { ImageError } from './errors.ts';
+
+export interface DecodeLimits {
+  /** Largest encoded image accepted, in bytes. */
+  maxInputBytes: number;
+  /** Largest decoded image accepted (width x height), against decompression bombs. */
+  maxPixels: number;
+}
+
+export const DEFAULT_DECODE_LIMITS: DecodeLimits = {
+  maxInputBytes: 32 * 1024 * 1024,
+  maxPixels: 100_000_000,
+};
+
+export interface DecodedImage {
+  /** 128x128 RGB bytes, R,G,B interleaved. */
+  rgb: Uint8Array;
+  /** Size of the original image as displayed (after EXIF orientation). */
+  width: number;
+  height: number;
+}
+
+/** sharp's memory cache only helps repeated file reads; a daemon decodes each blob once. */
+sharp.cache(false);
+
+/**
+ * Decodes any image sharp reads to the 128x128 RGB the Haar transform needs: EXIF
+ * orientation applied, alpha flattened on white, aspect ratio ignored. The shrink uses
+ * sharp's antialiased (lanczos3) resampler rather than imgSeek's point sampling, which
+ * makes signatures robust to rescaled and recompressed copies.
+ */
+export async function decodeToRgb128(input: Uint8Array, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): Promise<DecodedImage> {
+  if (input.length === 0) throw new ImageError('empty', 'the image is empty (0 bytes)');
+  if (input.length > limits.maxInputBytes) {
+    throw new ImageError('too-large', `the image is ${input.length} bytes; the limit is ${limits.maxInputBytes} bytes`);
+  }
+  let width: number;
+  let height: number;
+  try {
+    const meta = await sharp(input, { limitInputPixels: false }).metadata();
+    if (!meta.width || !meta.height) throw new Error('no dimensions');
+    const swapped = (meta.orientation ?? 1) >= 5;
+    width = swapped ? meta.height : meta.width;
+    height = swapped ? meta.width : meta.height;
+  } catch (err) {
+    throw undecodable(err);
+  }
+  if (width * height > limits.maxPixels) {
+    throw new ImageError(
+      'too-many-pixels',
+      `the image is ${width}x${height} = ${width * height} pixels; the limit is ${limits.maxPixels} pixels`,
+    );
+  }
+  try {
+    const rgb = await sharp(input, { limitInputPixels: limits.maxPixels, failOn: 'error', pages: 1 })
+      .rotate()
+      .flatten({ background: '#ffffff' })
+      .toColourspace('srgb')
+      .resize(IMAGE_SIDE, IMAGE_SIDE, { fit: 'fill', kernel: 'lanczos3' })
+      .removeAlpha()
+      .raw({ depth: 'uchar' })
+      .toBuffer();
+    if (rgb.length !== IMAGE_SIDE * IMAGE_SIDE * 3) throw new Error(`decoder returned ${rgb.length} bytes`);
+    return { rgb: new Uint8Array(rgb.buffer, rgb.byteOffset, rgb.length), width, height };
+  } catch (err) {
+    throw undecodable(err);
+  }
+}
+
+function undecodable(err: unknown): ImageError {
+  const detail = err instanceof Error ? err.message.split('\n')[0] : String(err);
+  return new ImageError('undecodable', `the image could not be decoded (corrupt, truncated or not an image): ${detail}`);
+}

@@ -1,0 +1,186 @@
+import { CHANNELS, COEFS_PER_CHANNEL, PIXELS, type Signature } from '../signature/types.ts';
+import { BIN_OF_INDEX, WEIGHTS } from '../signature/weights.ts';
+import { TopK } from './top-k.ts';
+import type { ImageIndex, QueryOptions, RankedResult } from './types.ts';
+
+const LISTS = CHANNELS * 2 * PIXELS;
+const EMPTY = new Uint32Array(0);
+/** Tombstoned slots tolerated before compaction: a quarter of the live ones, at least this. */
+const MIN_DEAD_BEFORE_COMPACT = 1024;
+
+function listOf(channel: number, coef: number): number {
+  return coef > 0 ? (channel * 2) * PIXELS + coef : (channel * 2 + 1) * PIXELS - coef;
+}
+
+/**
+ * Inverted index in flat typed arrays. Each image gets a slot; a posting list per
+ * (channel, sign, coefficient) holds slots. Removal tombstones the slot and compacts
+ * once tombstones exceed a quarter of the live images, so later queries never walk
+ * more than 25% dead postings.
+ */
+export class TsImageIndex implements ImageIndex {
+  private postings: Uint32Array[] = new Array<Uint32Array>(LISTS).fill(EMPTY);
+  private lengths = new Int32Array(LISTS);
+  private slotIds = new Float64Array(1024);
+  private slotAvgl = new Float64Array(1024 * CHANNELS);
+  private slotAlive = new Uint8Array(1024);
+  private slots = 0;
+  private dead = 0;
+  private readonly slotOf = new Map<number, number>();
+  private scores = new Float64Array(0);
+
+  get size(): number {
+    return this.slotOf.size;
+  }
+
+  add(id: number, sig: Signature): void {
+    if (this.slotOf.has(id)) this.remove(id);
+    if (this.slots === this.slotIds.length) this.growSlots(this.slots * 2);
+    const slot = this.slots++;
+    this.slotIds[slot] = id;
+    this.slotAlive[slot] = 1;
+    this.slotAvgl.set(sig.avgl, slot * CHANNELS);
+    this.slotOf.set(id, slot);
+    for (let c = 0; c < CHANNELS; c++) {
+      for (let k = 0; k < COEFS_PER_CHANNEL; k++) {
+        this.append(listOf(c, sig.coefs[c * COEFS_PER_CHANNEL + k]), slot);
+      }
+    }
+  }
+
+  remove(id: number): boolean {
+    const slot = this.slotOf.get(id);
+    if (slot === undefined) return false;
+    this.slotOf.delete(id);
+    this.slotAlive[slot] = 0;
+    this.dead++;
+    if (this.dead > Math.max(MIN_DEAD_BEFORE_COMPACT, this.slotOf.size >> 2)) this.compact();
+    return true;
+  }
+
+  has(id: number): boolean {
+    return this.slotOf.has(id);
+  }
+
+  ids(): number[] {
+    return Array.from(this.slotOf.keys()).sort((a, b) => a - b);
+  }
+
+  avgl(id: number): Float64Array | undefined {
+    const slot = this.slotOf.get(id);
+    return slot === undefined ? undefined : this.slotAvgl.slice(slot * CHANNELS, slot * CHANNELS + CHANNELS);
+  }
+
+  clear(): void {
+    this.postings = new Array<Uint32Array>(LISTS).fill(EMPTY);
+    this.lengths = new Int32Array(LISTS);
+    this.slotIds = new Float64Array(1024);
+    this.slotAvgl = new Float64Array(1024 * CHANNELS);
+    this.slotAlive = new Uint8Array(1024);
+    this.slots = 0;
+    this.dead = 0;
+    this.slotOf.clear();
+    this.scores = new Float64Array(0);
+  }
+
+  query(sig: Signature, options: QueryOptions): RankedResult[] {
+    const n = this.slots;
+    const limit = Math.max(0, Math.floor(options.limit));
+    if (limit === 0 || this.slotOf.size === 0) return [];
+    const weights = WEIGHTS[options.sketch ? 1 : 0];
+    if (this.scores.length < n) this.scores = new Float64Array(this.slotIds.length);
+    const scores = this.scores;
+    const avgl = this.slotAvgl;
+    const q0 = sig.avgl[0], q1 = sig.avgl[1], q2 = sig.avgl[2];
+    const w0 = weights[0], w1 = weights[1], w2 = weights[2];
+    for (let s = 0, a = 0; s < n; s++, a += 3) {
+      scores[s] = w0 * Math.abs(avgl[a] - q0) + w1 * Math.abs(avgl[a + 1] - q1) + w2 * Math.abs(avgl[a + 2] - q2);
+    }
+    if (!options.fast) {
+      for (let c = 0; c < CHANNELS; c++) {
+        for (let k = 0; k < COEFS_PER_CHANNEL; k++) {
+          const coef = sig.coefs[c * COEFS_PER_CHANNEL + k];
+          const list = listOf(c, coef);
+          const postings = this.postings[list];
+          const len = this.lengths[list];
+          const w = weights[BIN_OF_INDEX[coef < 0 ? -coef : coef] * CHANNELS + c];
+          for (let p = 0; p < len; p++) scores[postings[p]] -= w;
+        }
+      }
+    }
+    const top = new TopK(limit);
+    const alive = this.slotAlive;
+    const ids = this.slotIds;
+    const allowed = options.allowed;
+    for (let s = 0; s < n; s++) {
+      if (alive[s] === 0 || !top.wouldAccept(scores[s], ids[s])) continue;
+      if (allowed !== undefined && !allowed.has(ids[s])) continue;
+      top.push(scores[s], ids[s]);
+    }
+    return top.sorted();
+  }
+
+  memoryBytes(): number {
+    let bytes = this.lengths.byteLength + this.slotIds.byteLength + this.slotAvgl.byteLength;
+    bytes += this.slotAlive.byteLength + this.scores.byteLength;
+    for (const p of this.postings) bytes += p.byteLength;
+    return bytes + this.slotOf.size * 40;
+  }
+
+  private append(list: number, slot: number): void {
+    let postings = this.postings[list];
+    const len = this.lengths[list];
+    if (len === postings.length) {
+      const grown = new Uint32Array(len < 16 ? 16 : len + (len >> 1));
+      grown.set(postings);
+      this.postings[list] = postings = grown;
+    }
+    postings[len] = slot;
+    this.lengths[list] = len + 1;
+  }
+
+  private growSlots(capacity: number): void {
+    const ids = new Float64Array(capacity);
+    ids.set(this.slotIds.subarray(0, this.slots));
+    const avgl = new Float64Array(capacity * CHANNELS);
+    avgl.set(this.slotAvgl.subarray(0, this.slots * CHANNELS));
+    const alive = new Uint8Array(capacity);
+    alive.set(this.slotAlive.subarray(0, this.slots));
+    this.slotIds = ids;
+    this.slotAvgl = avgl;
+    this.slotAlive = alive;
+  }
+
+  /** Drops tombstoned slots: renumbers live slots densely and rewrites every list. */
+  private compact(): void {
+    const remap = new Int32Array(this.slots);
+    let next = 0;
+    for (let s = 0; s < this.slots; s++) {
+      if (this.slotAlive[s] === 0) {
+        remap[s] = -1;
+        continue;
+      }
+      remap[s] = next;
+      this.slotIds[next] = this.slotIds[s];
+      this.slotAvgl.copyWithin(next * CHANNELS, s * CHANNELS, s * CHANNELS + CHANNELS);
+      this.slotAlive[next] = 1;
+      this.slotOf.set(this.slotIds[next], next);
+      next++;
+    }
+    this.slotAlive.fill(0, next, this.slots);
+    for (let list = 0; list < LISTS; list++) {
+      const postings = this.postings[list];
+      const len = this.lengths[list];
+      let kept = 0;
+      for (let p = 0; p < len; p++) {
+        const moved = remap[postings[p]];
+        if (moved >= 0) postings[kept++] = moved;
+      }
+      this.lengths[list] = kept;
+      if (kept === 0) this.postings[list] = EMPTY;
+      else if (postings.length > kept * 2 + 16) this.postings[list] = postings.slice(0, kept);
+    }
+    this.slots = next;
+    this.dead = 0;
+  }
+}

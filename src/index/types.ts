@@ -1,0 +1,34 @@
+import type { Signature } from '../signature/types.ts';
+
+export interface QueryOptions {
+  /** How many results to return (the caller applies iskdaemon's numres+1 rule). */
+  limit: number;
+  /** Use the sketch weight table instead of the photo one. */
+  sketch?: boolean;
+  /** Score on the three DC values only (imgSeek's "fast" query). */
+  fast?: boolean;
+  /** Only these image ids may appear in the results (keyword-restricted queries). */
+  allowed?: ReadonlySet<number>;
+}
+
+/** [image id, raw imgSeek score]; lower raw is more similar. */
+export type RankedResult = [id: number, raw: number];
+
+/**
+ * The in-memory inverted index of one database space. Both engines implement it;
+ * results are best first, ties broken by ascending id.
+ */
+export interface ImageIndex {
+  readonly size: number;
+  /** Adds an image, replacing any earlier signature stored under the same id. */
+  add(id: number, sig: Signature): void;
+  remove(id: number): boolean;
+  has(id: number): boolean;
+  /** The stored ids in ascending order. */
+  ids(): number[];
+  avgl(id: number): Float64Array | undefined;
+  clear(): void;
+  query(sig: Signature, options: QueryOptions): RankedResult[];
+  /** Bytes held by the index arrays (for /health and benchmarks). */
+  memoryBytes(): number;
+}
