@@ -7,7 +7,7 @@ import { COEFS_PER_CHANNEL } from './types.ts';
 /** `haarseek signature FILE...`: what haarseek would store for each image. */
 export function registerSignatureCommand(program: Command): void {
   program
-      .command('signature')
+    .command('signature')
     .description('print the imgSeek signature of each image (size, avgl, Y/I/Q coefficient lists)')
     .argument('<files...>', 'image files')
     .option('--json', 'print one JSON document instead of text')
