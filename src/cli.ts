@@ -1,8 +1,10 @@
 import { Command } from 'commander';
+import { registerServeCommand } from './server/command.ts';
 import { registerSignatureCommand } from './signature/command.ts';
 
 const program = new Command();
 program.name('haarseek').description('imgSeek-compatible reverse image search daemon');
 registerSignatureCommand(program);
+registerServeCommand(program);
 
 await program.parseAsync(process.argv);

@@ -1,0 +1,103 @@
+import { resolve } from 'node:path';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { startServer } from './app.ts';
+import { DEFAULTS, type ServerConfig } from './config.ts';
+import { LogRing, createLogger } from './log.ts';
+import { WriterLockedError } from './writer-lock.ts';
+
+export function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number');
+  return n;
+}
+
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+interface ServeOptions {
+  role: 'writer' | 'reader';
+  data: string;
+  host: string;
+  port?: number;
+  writerUrl?: string;
+  forward: boolean;
+  allowDir: string[];
+  logLevel: string;
+  maxBodyBytes: number;
+  maxPixels: number;
+  maxDecodes: number;
+  maxResults: number;
+  requestTimeoutMs: number;
+  refreshRetryMs: number;
+}
+
+/** `haarseek serve`: one writer or one reader process. */
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('run one haarseek process: the writer (owns the database) or a reader (serves queries from memory)')
+    .addOption(new Option('--role <role>', 'writer or reader').choices(['writer', 'reader']).default('writer'))
+    .option('--data <dir>', 'data directory holding haarseek.db', DEFAULTS.dataDir)
+    .option('--host <host>', 'address to listen on', DEFAULTS.host)
+    .option('--port <port>', `port to listen on (default: ${DEFAULTS.writerPort} for the writer, ${DEFAULTS.readerBasePort} for a reader)`, parsePositiveInt)
+    .option('--writer-url <url>', 'reader: the writer\'s XML-RPC URL, where write calls are forwarded')
+    .option('--no-forward', 'reader: refuse write calls with a fault instead of forwarding them')
+    .option('--allow-dir <dir>', 'directory that path arguments (addImg, addDir, saveDbAs, loadDb...) may use; repeatable (default: the data directory)', collect, [])
+    .option('--log-level <level>', 'pino log level', DEFAULTS.logLevel)
+    .option('--max-body-bytes <n>', 'largest request body (and image) accepted', parsePositiveInt, DEFAULTS.maxBodyBytes)
+    .option('--max-pixels <n>', 'largest decoded image (width x height), against decompression bombs', parsePositiveInt, DEFAULTS.maxPixels)
+    .option('--max-decodes <n>', 'image decodes running at once', parsePositiveInt, DEFAULTS.maxConcurrentDecodes)
+    .option('--max-results <n>', 'largest numres accepted', parsePositiveInt, DEFAULTS.maxResults)
+    .option('--request-timeout-ms <n>', 'time limit for one request', parsePositiveInt, DEFAULTS.requestTimeoutMs)
+    .option('--refresh-retry-ms <n>', 'reader: how long a refresh retries before answering from the last snapshot', parsePositiveInt, DEFAULTS.refreshRetryMs)
+    .action(async (opts: ServeOptions) => {
+      const port = opts.port ?? (opts.role === 'writer' ? DEFAULTS.writerPort : DEFAULTS.readerBasePort);
+      const config: ServerConfig = {
+        role: opts.role,
+        dataDir: resolve(opts.data),
+        host: opts.host,
+        port,
+        writerUrl: opts.writerUrl ?? (opts.role === 'reader' ? `http://${DEFAULTS.host}:${DEFAULTS.writerPort}/RPC` : undefined),
+        forwardWrites: opts.forward,
+        allowedDirs: opts.allowDir.length > 0 ? opts.allowDir : [opts.data],
+        logLevel: opts.logLevel,
+        maxBodyBytes: opts.maxBodyBytes,
+        maxPixels: opts.maxPixels,
+        maxConcurrentDecodes: Math.max(1, opts.maxDecodes),
+        maxResults: opts.maxResults,
+        requestTimeoutMs: opts.requestTimeoutMs,
+        refreshRetryMs: opts.refreshRetryMs,
+      };
+      const ring = new LogRing();
+      const log = createLogger(config.logLevel, { role: config.role, port }, ring);
+      let stopping = false;
+      let server: Awaited<ReturnType<typeof startServer>> | undefined;
+      const stop = async (reason: string) => {
+        if (stopping) return;
+        stopping = true;
+        log.info({ reason }, 'stopping: finishing in-flight requests');
+        const force = setTimeout(() => {
+          log.warn('in-flight requests did not finish in time; exiting');
+          process.exit(1);
+        }, 10_000);
+        force.unref();
+        await server?.close();
+        log.info('stopped');
+        process.exit(0);
+      };
+      process.on('SIGTERM', () => void stop('SIGTERM'));
+      process.on('SIGINT', () => void stop('SIGINT'));
+      try {
+        server = await startServer(config, log, ring, () => void stop('shutdownServer'));
+      } catch (err) {
+        if (err instanceof WriterLockedError) {
+          process.stderr.write(`haarseek: ${err.message}\n`);
+          process.exit(2);
+        }
+        log.fatal({ err }, 'could not start');
+        process.stderr.write(`haarseek: could not start: ${(err as Error).message}\n`);
+        process.exit(1);
+      }
+    });
+}

@@ -1,0 +1,60 @@
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import lockfile from 'proper-lockfile';
+
+export interface LockHolder {
+  pid: number;
+  port: number;
+  since: string;
+}
+
+export class WriterLockedError extends Error {
+  override name = 'WriterLockedError';
+}
+
+/**
+ * The single-writer lock: proper-lockfile's `<db>.lock` directory, plus a small file
+ * naming the holder so a refused second writer can say who has it. A lock left by a
+ * writer that was killed (its pid is gone) is taken over at once instead of waiting
+ * for it to go stale.
+ */
+export async function acquireWriterLock(dbPath: string, port: number, onCompromised: (err: Error) => void): Promise<() => Promise<void>> {
+  const holderPath = `${dbPath}.writer.json`;
+  const options = { realpath: false, stale: 10_000, update: 2_000, onCompromised };
+  let release: () => Promise<void>;
+  try {
+    release = await lockfile.lock(dbPath, options);
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ELOCKED') throw err;
+    const holder = readHolder(holderPath);
+    if (holder && !isAlive(holder.pid)) {
+      rmSync(`${dbPath}.lock`, { recursive: true, force: true });
+      release = await lockfile.lock(dbPath, options);
+    } else {
+      const who = holder ? `pid ${holder.pid}, port ${holder.port}, since ${holder.since}` : 'holder unknown';
+      throw new WriterLockedError(`another writer holds the lock ${dbPath}.lock (${who}); only one writer may open a database`);
+    }
+  }
+  const holder: LockHolder = { pid: process.pid, port, since: new Date().toISOString() };
+  writeFileSync(holderPath, JSON.stringify(holder));
+  return async () => {
+    rmSync(holderPath, { force: true });
+    await release();
+  };
+}
+
+function readHolder(path: string): LockHolder | null {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as LockHolder;
+  } catch {
+    return null;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === 'EPERM';
+  }
+}

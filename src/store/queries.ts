@@ -1,0 +1,123 @@
+import type Database from 'better-sqlite3';
+import type { Signature } from '../signature/types.ts';
+import { type RawImageRow, signatureOfRow } from './codec.ts';
+
+export interface StoredImage {
+  width: number;
+  height: number;
+  sig: Signature;
+}
+
+/** A space's images as stored: what an index is built from. */
+export interface SpaceSnapshot {
+  dbId: number;
+  images: Array<[imageId: number, sig: Signature]>;
+}
+
+/** Read-only queries, shared by the writer's and the readers' connections. */
+export class StoreQueries {
+  private readonly stmts;
+
+  constructor(protected readonly db: Database.Database) {
+    this.stmts = {
+      spaces: db.prepare('SELECT db_id FROM spaces ORDER BY db_id').pluck(),
+      hasSpace: db.prepare('SELECT 1 FROM spaces WHERE db_id = ?').pluck(),
+      image: db.prepare('SELECT image_id, width, height, avgl_y, avgl_i, avgl_q, sig FROM images WHERE db_id = ? AND image_id = ?').raw(),
+      spaceImages: db.prepare('SELECT image_id, width, height, avgl_y, avgl_i, avgl_q, sig FROM images WHERE db_id = ?').raw(),
+      keywordsOf: db.prepare('SELECT keyword FROM keywords WHERE db_id = ? AND image_id = ? ORDER BY keyword').pluck(),
+      lastSeq: db.prepare("SELECT coalesce(max(seq), 0) FROM changes").pluck(),
+      firstSeq: db.prepare('SELECT min(seq) FROM changes').pluck(),
+      changesSince: db.prepare(
+        `SELECT c.seq, c.op, c.db_id, c.image_id, i.width, i.avgl_y, i.avgl_i, i.avgl_q, i.sig
+         FROM changes c LEFT JOIN images i ON c.op = 'image' AND i.db_id = c.db_id AND i.image_id = c.image_id
+         WHERE c.seq > ? ORDER BY c.seq`,
+      ).raw(),
+    };
+  }
+
+  spaceIds(): number[] {
+    return this.stmts.spaces.all() as number[];
+  }
+
+  hasSpace(dbId: number): boolean {
+    return this.stmts.hasSpace.get(dbId) !== undefined;
+  }
+
+  image(dbId: number, imageId: number): StoredImage | undefined {
+    const row = this.stmts.image.get(dbId, imageId) as RawImageRow | undefined;
+    return row && { width: row[1], height: row[2], sig: signatureOfRow(row) };
+  }
+
+  keywordsOf(dbId: number, imageId: number): number[] {
+    return this.stmts.keywordsOf.all(dbId, imageId) as number[];
+  }
+
+  /** Images having all (and) or any (or) of the keywords, ascending id, at most limit. */
+  imagesWithKeywords(dbId: number, keywords: number[], all: boolean, limit: number): number[] {
+    if (keywords.length === 0) return [];
+    const marks = keywords.map(() => '?').join(',');
+    const having = all ? `HAVING count(DISTINCT keyword) = ${new Set(keywords).size}` : '';
+    const sql = `SELECT image_id FROM keywords WHERE db_id = ? AND keyword IN (${marks}) GROUP BY image_id ${having} ORDER BY image_id LIMIT ?`;
+    return this.db.prepare(sql).pluck().all(dbId, ...keywords, limit) as number[];
+  }
+
+  /** Keyword frequencies over the given images (all images when empty), most used first. */
+  keywordCounts(dbId: number, imageIds: number[], excluded: number[], limit: number): Array<[keyword: number, count: number]> {
+    const params: number[] = [dbId];
+    let where = 'db_id = ?';
+    if (imageIds.length > 0) {
+      where += ` AND image_id IN (${imageIds.map(() => '?').join(',')})`;
+      params.push(...imageIds);
+    }
+    if (excluded.length > 0) {
+      where += ` AND keyword NOT IN (${excluded.map(() => '?').join(',')})`;
+      params.push(...excluded);
+    }
+    const sql = `SELECT keyword, count(*) AS n FROM keywords WHERE ${where} GROUP BY keyword ORDER BY n DESC, keyword LIMIT ?`;
+    return this.db.prepare(sql).raw().all(...params, limit) as Array<[number, number]>;
+  }
+
+  /** Every space with its images, read in one transaction (a consistent snapshot). */
+  snapshot(only?: ReadonlySet<number>): { seq: number; spaces: SpaceSnapshot[]; knownSpaces: number[] } {
+    return this.db.transaction(() => {
+      const knownSpaces = this.spaceIds();
+      const wanted = only === undefined ? knownSpaces : knownSpaces.filter((id) => only.has(id));
+      const spaces = wanted.map((dbId) => ({
+        dbId,
+        images: (this.stmts.spaceImages.all(dbId) as RawImageRow[]).map((row): [number, Signature] => [row[0], signatureOfRow(row)]),
+      }));
+      return { seq: this.stmts.lastSeq.get() as number, spaces, knownSpaces };
+    })();
+  }
+
+  lastSeq(): number {
+    return this.stmts.lastSeq.get() as number;
+  }
+
+  /**
+   * Changes after seq, each with the image's current signature (none when it is gone),
+   * or null when the log no longer reaches back to seq (a full reload is needed).
+   */
+  changesSince(seq: number): { seq: number; changes: ChangeRow[] } | null {
+    return this.db.transaction(() => {
+      const first = this.stmts.firstSeq.get() as number | null;
+      const last = this.stmts.lastSeq.get() as number;
+      if (last === seq) return { seq, changes: [] };
+      if (first === null || first > seq + 1) return null;
+      const changes = (this.stmts.changesSince.all(seq) as RawChangeRow[]).map(toChange);
+      return { seq: changes.length > 0 ? changes[changes.length - 1].seq : seq, changes };
+    })();
+  }
+}
+
+type RawChangeRow = [seq: number, op: 'image' | 'space', dbId: number, imageId: number | null, width: number | null, y: number, i: number, q: number, sig: Buffer | null];
+
+export type ChangeRow =
+  | { seq: number; op: 'space'; dbId: number }
+  | { seq: number; op: 'image'; dbId: number; imageId: number; sig: Signature | null };
+
+function toChange(row: RawChangeRow): ChangeRow {
+  if (row[1] === 'space') return { seq: row[0], op: 'space', dbId: row[2] };
+  const sig = row[8] === null ? null : signatureOfRow([row[3]!, row[4]!, 0, row[5], row[6], row[7], row[8]]);
+  return { seq: row[0], op: 'image', dbId: row[2], imageId: row[3]!, sig };
+}

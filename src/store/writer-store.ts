@@ -1,0 +1,216 @@
+import { closeSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
+import type Database from 'better-sqlite3';
+import type { Signature } from '../signature/types.ts';
+import { encodeCoefs } from './codec.ts';
+import { openReadOnly, openWritable } from './open.ts';
+import { StoreQueries } from './queries.ts';
+import { StoreError } from './schema.ts';
+
+/** How many change-log rows are kept for readers to replay; older readers reload fully. */
+const CHANGE_LOG_KEEP = 200_000;
+const TRIM_EVERY = 1_000;
+
+/**
+ * The writer's view of the database. Every method is one transaction, committed (and
+ * fsynced: synchronous=FULL) before it returns, so an acknowledged write survives kill -9.
+ */
+export class WriterStore extends StoreQueries {
+  private writesSinceTrim = 0;
+  private readonly w;
+
+  private constructor(db: Database.Database, readonly path: string) {
+    super(db);
+    this.w = {
+      createSpace: db.prepare('INSERT OR IGNORE INTO spaces (db_id, created_at) VALUES (?, ?)'),
+      putImage: db.prepare(
+        'INSERT OR REPLACE INTO images (db_id, image_id, width, height, avgl_y, avgl_i, avgl_q, sig) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      deleteImage: db.prepare('DELETE FROM images WHERE db_id = ? AND image_id = ?'),
+      deleteImageKeywords: db.prepare('DELETE FROM keywords WHERE db_id = ? AND image_id = ?'),
+      deleteSpaceImages: db.prepare('DELETE FROM images WHERE db_id = ?'),
+      deleteSpaceKeywords: db.prepare('DELETE FROM keywords WHERE db_id = ?'),
+      deleteSpace: db.prepare('DELETE FROM spaces WHERE db_id = ?'),
+      addKeyword: db.prepare('INSERT OR IGNORE INTO keywords (db_id, image_id, keyword) VALUES (?, ?, ?)'),
+      removeKeyword: db.prepare('DELETE FROM keywords WHERE db_id = ? AND image_id = ? AND keyword = ?'),
+      logImage: db.prepare("INSERT INTO changes (op, db_id, image_id) VALUES ('image', ?, ?)"),
+      logSpace: db.prepare("INSERT INTO changes (op, db_id) VALUES ('space', ?)"),
+      trim: db.prepare('DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - ?'),
+    };
+  }
+
+  static open(path: string): WriterStore {
+    return new WriterStore(openWritable(path), path);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /** Returns false when the space already existed. */
+  createSpace(dbId: number): boolean {
+    return this.write(() => {
+      const created = this.w.createSpace.run(dbId, Date.now()).changes > 0;
+      if (created) this.w.logSpace.run(dbId);
+      return created;
+    });
+  }
+
+  /** Deletes a space's images and keywords; drop=true forgets the space too. */
+  clearSpace(dbId: number, drop: boolean): void {
+    this.write(() => {
+      this.w.deleteSpaceImages.run(dbId);
+      this.w.deleteSpaceKeywords.run(dbId);
+      if (drop) this.w.deleteSpace.run(dbId);
+      this.w.logSpace.run(dbId);
+    });
+  }
+
+  /** Stores (or replaces) an image; creates its space when missing, as iskdaemon did. */
+  putImage(dbId: number, imageId: number, width: number, height: number, sig: Signature): void {
+    this.write(() => {
+      if (this.w.createSpace.run(dbId, Date.now()).changes > 0) this.w.logSpace.run(dbId);
+      this.w.putImage.run(dbId, imageId, width, height, sig.avgl[0], sig.avgl[1], sig.avgl[2], encodeCoefs(sig.coefs));
+      this.w.logImage.run(dbId, imageId);
+    });
+  }
+
+  /** Many images in one transaction (bulk import); returns how many were stored. */
+  putImages(dbId: number, images: Array<{ imageId: number; width: number; height: number; sig: Signature }>): number {
+    return this.write(() => {
+      if (this.w.createSpace.run(dbId, Date.now()).changes > 0) this.w.logSpace.run(dbId);
+      for (const im of images) {
+        const { avgl, coefs } = im.sig;
+        this.w.putImage.run(dbId, im.imageId, im.width, im.height, avgl[0], avgl[1], avgl[2], encodeCoefs(coefs));
+        this.w.logImage.run(dbId, im.imageId);
+      }
+      return images.length;
+    });
+  }
+
+  removeImage(dbId: number, imageId: number): boolean {
+    return this.write(() => {
+      const removed = this.w.deleteImage.run(dbId, imageId).changes > 0;
+      this.w.deleteImageKeywords.run(dbId, imageId);
+      if (removed) this.w.logImage.run(dbId, imageId);
+      return removed;
+    });
+  }
+
+  addKeywords(dbId: number, imageId: number, keywords: number[]): void {
+    this.write(() => {
+      for (const kw of keywords) this.w.addKeyword.run(dbId, imageId, kw);
+    });
+  }
+
+  removeKeywords(dbId: number, imageId: number, keywords: number[] | 'all'): number {
+    return this.write(() => {
+      if (keywords === 'all') return this.w.deleteImageKeywords.run(dbId, imageId).changes;
+      let removed = 0;
+      for (const kw of keywords) removed += this.w.removeKeyword.run(dbId, imageId, kw).changes;
+      return removed;
+    });
+  }
+
+  /** A consistent point-in-time copy of every space, written atomically to path. */
+  saveAllTo(path: string): void {
+    const tmp = `${path}.tmp-${process.pid}`;
+    rmSync(tmp, { force: true });
+    try {
+      this.db.prepare('VACUUM INTO ?').run(tmp);
+      fsyncFile(tmp);
+      renameSync(tmp, path);
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
+
+  /** A haarseek file holding one space (with its keywords), written atomically to path. */
+  saveSpaceTo(dbId: number, path: string): number {
+    if (!this.hasSpace(dbId)) throw new StoreError(`database space ${dbId} does not exist`);
+    const tmp = `${path}.tmp-${process.pid}`;
+    rmSync(tmp, { force: true });
+    try {
+      openWritable(tmp).close();
+      this.db.prepare('ATTACH DATABASE ? AS export').run(tmp);
+      let count = 0;
+      try {
+        this.db.transaction(() => {
+          this.db.prepare('INSERT INTO export.spaces SELECT * FROM main.spaces WHERE db_id = ?').run(dbId);
+          count = this.db.prepare('INSERT INTO export.images SELECT * FROM main.images WHERE db_id = ?').run(dbId).changes;
+          this.db.prepare('INSERT INTO export.keywords SELECT * FROM main.keywords WHERE db_id = ?').run(dbId);
+        })();
+      } finally {
+        this.db.prepare('DETACH DATABASE export').run();
+      }
+      fsyncFile(tmp);
+      renameSync(tmp, path);
+      return count;
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
+
+  /**
+   * Replaces spaces with their content in a haarseek file written by saveAllTo or
+   * saveSpaceTo. target: every space of the file (all current spaces are dropped first),
+   * or one space id (taken from the file's space of that id, or its only space).
+   * Returns the number of images now in the restored space(s).
+   */
+  restoreFrom(path: string, target: 'all' | number): number {
+    const source = openReadOnly(path, 5000);
+    const sourceSpaces = (source.prepare('SELECT db_id FROM spaces').pluck().all() as number[]);
+    source.close();
+    let from: number | undefined;
+    if (target !== 'all') {
+      if (sourceSpaces.includes(target)) from = target;
+      else if (sourceSpaces.length === 1) from = sourceSpaces[0];
+      else throw new StoreError(`${path} holds ${sourceSpaces.length} database spaces and none is ${target}`);
+    }
+    this.db.prepare('ATTACH DATABASE ? AS import').run(path);
+    try {
+      return this.write(() => {
+        if (target === 'all') {
+          const touched = new Set([...this.spaceIds(), ...sourceSpaces]);
+          this.db.exec('DELETE FROM main.images; DELETE FROM main.keywords; DELETE FROM main.spaces;');
+          this.db.exec('INSERT INTO main.spaces SELECT * FROM import.spaces');
+          const n = this.db.prepare('INSERT INTO main.images SELECT * FROM import.images').run().changes;
+          this.db.exec('INSERT INTO main.keywords SELECT * FROM import.keywords');
+          for (const dbId of touched) this.w.logSpace.run(dbId);
+          return n;
+        }
+        this.w.deleteSpaceImages.run(target);
+        this.w.deleteSpaceKeywords.run(target);
+        this.w.createSpace.run(target, Date.now());
+        const n = this.db
+          .prepare('INSERT INTO main.images SELECT ?, image_id, width, height, avgl_y, avgl_i, avgl_q, sig FROM import.images WHERE db_id = ?')
+          .run(target, from).changes;
+        this.db.prepare('INSERT INTO main.keywords SELECT ?, image_id, keyword FROM import.keywords WHERE db_id = ?').run(target, from);
+        this.w.logSpace.run(target);
+        return n;
+      });
+    } finally {
+      this.db.prepare('DETACH DATABASE import').run();
+    }
+  }
+
+  private write<T>(body: () => T): T {
+    const result = this.db.transaction(() => {
+      const value = body();
+      if (++this.writesSinceTrim >= TRIM_EVERY) {
+        this.writesSinceTrim = 0;
+        this.w.trim.run(CHANGE_LOG_KEEP);
+      }
+      return value;
+    })();
+    return result;
+  }
+}
+
+function fsyncFile(path: string): void {
+  const fd = openSync(path, 'r+');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
