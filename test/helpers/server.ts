@@ -1,0 +1,122 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import xmlrpc from 'xmlrpc';
+import { REPO_ROOT } from './paths.ts';
+
+export const CLI = join(REPO_ROOT, 'bin/haarseek.js');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export function tempDataDir(prefix = 'haarseek-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export interface ServerProcess {
+  role: 'writer' | 'reader';
+  port: number;
+  url: string;
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Spawns `haarseek serve` and waits until /health answers 200. */
+export async function startServerProcess(
+  role: 'writer' | 'reader',
+  dataDir: string,
+  opts: { port?: number; writerUrl?: string; extraArgs?: string[]; waitHealthy?: boolean } = {},
+): Promise<ServerProcess> {
+  const port = opts.port ?? (await freePort());
+  const args = [CLI, 'serve', '--role', role, '--data', dataDir, '--port', String(port), '--log-level', 'warn', ...(opts.extraArgs ?? [])];
+  if (opts.writerUrl) args.push('--writer-url', opts.writerUrl);
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const proc: ServerProcess = { role, port, url: `http://127.0.0.1:${port}/RPC`, child, output: () => out, exited };
+  if (opts.waitHealthy !== false) await waitHealthy(proc);
+  return proc;
+}
+
+export async function waitHealthy(proc: ServerProcess, timeoutMs = 30_000): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc.child.exitCode !== null) throw new Error(`${proc.role} exited with ${proc.child.exitCode}: ${proc.output()}`);
+    try {
+      const res = await fetch(`http://127.0.0.1:${proc.port}/health`);
+      if (res.ok) return (await res.json()) as Record<string, unknown>;
+    } catch {
+      // not listening yet
+    }
+    await sleep(100);
+  }
+  throw new Error(`${proc.role} on ${proc.port} not healthy after ${timeoutMs} ms: ${proc.output()}`);
+}
+
+export async function health(port: number): Promise<Record<string, any>> {
+  const res = await fetch(`http://127.0.0.1:${port}/health`);
+  return (await res.json()) as Record<string, any>;
+}
+
+export async function stopProcess(proc: ServerProcess | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (!proc || proc.child.exitCode !== null || proc.child.signalCode !== null) return;
+  proc.child.kill(signal);
+  const timer = setTimeout(() => proc.child.kill('SIGKILL'), 10_000);
+  await proc.exited;
+  clearTimeout(timer);
+}
+
+export class RpcFault extends Error {
+  constructor(readonly faultCode: number, readonly faultString: string) {
+    super(`fault ${faultCode}: ${faultString}`);
+  }
+}
+
+/** A promise-returning XML-RPC client (the `xmlrpc` package). */
+export function rpcClient(url: string): (method: string, ...params: unknown[]) => Promise<any> {
+  const client = xmlrpc.createClient(url);
+  return (method, ...params) =>
+    new Promise((resolve, reject) => {
+      client.methodCall(method, params, (err: any, value: unknown) => {
+        if (err && typeof err.faultCode === 'number') reject(new RpcFault(err.faultCode, err.faultString));
+        else if (err) reject(err);
+        else resolve(value);
+      });
+    });
+}
+
+/** Posts a raw body to an XML-RPC endpoint and returns the response text. */
+export async function postRaw(url: string, body: string | Buffer): Promise<{ status: number; text: string }> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'text/xml' }, body: typeof body === 'string' ? body : new Uint8Array(body) });
+  return { status: res.status, text: await res.text() };
+}
+
+export async function expectFault(promise: Promise<unknown>, code: number): Promise<RpcFault> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof RpcFault) {
+      if (err.faultCode !== code) throw new Error(`expected fault ${code}, got ${err.faultCode}: ${err.faultString}`);
+      if (err.faultString.length < 10) throw new Error(`fault message too short to act on: ${err.faultString}`);
+      return err;
+    }
+    throw err;
+  }
+  throw new Error(`expected fault ${code}, got a result`);
+}
