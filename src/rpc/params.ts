@@ -59,7 +59,11 @@ function toBytes(value: unknown, where: string): Buffer {
 function toInt(value: unknown, where: string): number {
   let n: number = Number.NaN;
   if (typeof value === 'number') n = value;
-  else if (typeof value === 'string' && /^\s*-?\d+\s*$/.test(value)) n = Number(value);
+  else if (typeof value === 'string' && /^\s*-?\d+\s*$/.test(value)) {
+    // <i8> arrives as text; compare exactly, since Number() would round 2^53+1 down.
+    const big = BigInt(value.trim());
+    n = big > BigInt(MAX_ID) || big < -BigInt(MAX_ID) ? Number.NaN : Number(big);
+  }
   else if (typeof value === 'boolean') n = value ? 1 : 0;
   if (!Number.isSafeInteger(n) && !(Number.isInteger(n) && Math.abs(n) === MAX_ID)) {
     throw new ParamError(`${where} must be an integer, got ${describe(value)}`);

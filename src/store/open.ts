@@ -37,6 +37,10 @@ export function openReadOnly(path: string, busyTimeoutMs: number): Database.Data
     return db;
   } catch (err) {
     db.close();
+    const code = (err as { code?: string }).code ?? '';
+    if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) {
+      throw new StoreError(`${path} is not a haarseek database (not a SQLite file, or a damaged one)`);
+    }
     throw err;
   }
 }
