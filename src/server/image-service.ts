@@ -32,6 +32,8 @@ export interface ServiceOptions {
 
 export type IskResults = Array<[number, number]>;
 
+/** Files per transaction in addDir. */
+const ADD_DIR_BATCH = 64;
 const IMAGE_FILE = /\.(jpe?g|png|gif|webp|avif|tiff?|bmp|svg)$/i;
 
 /**
@@ -181,21 +183,31 @@ export class ImageService {
   }
 
   /**
-   * Adds every image file under path (recursing when asked) whose name matches the
-   * optional glob-free substring filter; each file's id is its numeric base name.
+   * Adds every image file under path (recursing when asked) whose name contains the
+   * optional fname filter; a file's id is its numeric base name. Files without a numeric
+   * name, and files that do not decode, are skipped (the count tells how many were added).
+   * Decodes run in parallel and are committed in batches: the bulk ingestion path.
    * Returns how many were added.
    */
   async addDir(dbId: number, path: string, recurse: boolean, nameFilter: string): Promise<number> {
-    this.store();
+    const store = this.store();
     const root = confinePath(path, this.o.allowedDirs, true);
+    const files = listImageFiles(root, recurse).filter(({ name, id }) => id !== null && (!nameFilter || name.includes(nameFilter)));
     let added = 0;
-    for (const file of listImageFiles(root, recurse)) {
-      const name = file.slice(file.lastIndexOf('/') + 1);
-      if (nameFilter && !name.includes(nameFilter)) continue;
-      const id = Number(name.replace(/\.[^.]*$/, ''));
-      if (!Number.isSafeInteger(id) || id < 1) continue;
-      await this.addImgBlob(dbId, id, await readFile(file));
-      added++;
+    for (let start = 0; start < files.length; start += ADD_DIR_BATCH) {
+      const batch = files.slice(start, start + ADD_DIR_BATCH);
+      const settled = await Promise.allSettled(batch.map(async ({ file, id }) => ({ imageId: id!, ...(await this.signatureOf(await readFile(file))) })));
+      const decoded = [];
+      for (const result of settled) {
+        if (result.status === 'fulfilled') decoded.push(result.value);
+        else if (!(result.reason instanceof ImageError)) throw result.reason;
+      }
+      added += store.putImages(dbId, decoded);
+      const index = this.o.catalog.ensure(dbId);
+      for (const image of decoded) {
+        index.add(image.imageId, image.sig);
+        this.stats.of(dbId).countAdd(image.imageId);
+      }
     }
     return added;
   }
@@ -293,15 +305,16 @@ export class ImageService {
   }
 }
 
-function listImageFiles(root: string, recurse: boolean): string[] {
-  const out: string[] = [];
+function listImageFiles(root: string, recurse: boolean): Array<{ file: string; name: string; id: number | null }> {
+  const out: Array<{ file: string; name: string; id: number | null }> = [];
   const walk = (dir: string) => {
     for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
       const full = join(dir, entry.name);
       if (entry.isDirectory()) {
         if (recurse) walk(full);
       } else if (entry.isFile() && IMAGE_FILE.test(entry.name)) {
-        out.push(full);
+        const id = Number(entry.name.replace(/\.[^.]*$/, ''));
+        out.push({ file: full, name: entry.name, id: Number.isSafeInteger(id) && id >= 1 ? id : null });
       }
     }
   };
