@@ -126,6 +126,7 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
       stale: sync?.stale ?? false,
       lastError: sync?.lastError ?? null,
       refreshes: sync?.refreshes,
+      lastFullLoadMs: sync?.lastFullLoadMs,
     });
   });
 

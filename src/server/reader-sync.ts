@@ -35,6 +35,7 @@ export class ReaderSync {
   lastRefreshAt = 0;
   lastError: string | null = null;
   refreshes = { incremental: 0, full: 0, failed: 0 };
+  lastFullLoadMs: number | null = null;
 
   constructor(private readonly o: ReaderSyncOptions) {}
 
@@ -114,12 +115,17 @@ export class ReaderSync {
     const queries = this.queries!;
     const delta = this.seq < 0 ? null : queries.changesSince(this.seq);
     if (delta === null) {
+      const started = Date.now();
       const snapshot = queries.snapshot();
       this.o.catalog.retain(snapshot.knownSpaces);
       for (const space of snapshot.spaces) this.o.catalog.load(space.dbId, space.images);
       this.seq = snapshot.seq;
       this.refreshes.full++;
-      this.o.log.info({ spaces: snapshot.knownSpaces.length, images: this.o.catalog.imageCount(), seq: this.seq }, 'loaded the full database');
+      this.lastFullLoadMs = Date.now() - started;
+      this.o.log.info(
+        { spaces: snapshot.knownSpaces.length, images: this.o.catalog.imageCount(), seq: this.seq, durationMs: this.lastFullLoadMs },
+        'loaded the full database',
+      );
       return;
     }
     if (delta.changes.length === 0) return;
