@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { decodeToRgb128 } from '../../src/image/decode.ts';
 import { ImageError } from '../../src/image/errors.ts';
@@ -9,7 +9,7 @@ import { original } from '../helpers/corpus.ts';
 const RGB_BYTES = 128 * 128 * 3;
 
 /** A 64x40 image, left half red and right half blue: orientation is visible in it. */
-function halves(): sharp.Sharp {
+function halves(): Sharp {
   const w = 64, h = 40;
   const px = Buffer.alloc(w * h * 3);
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) px.set(x < w / 2 ? [255, 0, 0] : [0, 0, 255], (y * w + x) * 3);
