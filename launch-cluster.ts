@@ -1,3 +1,5 @@
-// The cluster supervisor lands with the cluster issue; until then this only says so.
-process.stderr.write('haarseek cluster: not yet implemented (see README, "Status")\n');
-process.exitCode = 1;
+// The cluster supervisor's entry point (`npm start`); `haarseek cluster` runs the same code.
+import { Command } from 'commander';
+import { configureClusterCommand } from './src/cluster/command.ts';
+
+await configureClusterCommand(new Command('launch-cluster')).parseAsync(process.argv);

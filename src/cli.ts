@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerClusterCommand } from './cluster/command.ts';
 import { registerServeCommand } from './server/command.ts';
 import { registerSignatureCommand } from './signature/command.ts';
 
@@ -6,5 +7,6 @@ const program = new Command();
 program.name('haarseek').description('imgSeek-compatible reverse image search daemon');
 registerSignatureCommand(program);
 registerServeCommand(program);
+registerClusterCommand(program);
 
 await program.parseAsync(process.argv);

@@ -84,9 +84,9 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
     onInternalError: (err, method) => log.error({ err, method }, 'internal error'),
   });
 
+  // Fastify's own per-request logging stays off; haarseek logs what matters itself.
   const app = Fastify({
-    loggerInstance: log,
-    disableRequestLogging: true,
+    logger: false,
     bodyLimit: config.maxBodyBytes,
     requestTimeout: config.requestTimeoutMs,
   });

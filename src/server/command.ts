@@ -88,6 +88,13 @@ export function registerServeCommand(program: Command): void {
       };
       process.on('SIGTERM', () => void stop('SIGTERM'));
       process.on('SIGINT', () => void stop('SIGINT'));
+      const supervisor = Number(process.env.HAARSEEK_SUPERVISED);
+      if (supervisor > 0) {
+        // Started by a cluster supervisor: never outlive it (it may have been killed -9).
+        setInterval(() => {
+          if (process.ppid !== supervisor) void stop('supervisor gone');
+        }, 1000).unref();
+      }
       try {
         server = await startServer(config, log, ring, () => void stop('shutdownServer'));
       } catch (err) {

@@ -1,0 +1,97 @@
+import { availableParallelism } from 'node:os';
+import type { Command } from 'commander';
+import pino from 'pino';
+import { DEFAULTS } from '../server/config.ts';
+import { collect, parsePositiveInt } from '../server/command.ts';
+import { ClusterLockedError, Supervisor } from './supervisor.ts';
+
+interface ClusterOptions {
+  readers: number;
+  data: string;
+  host: string;
+  port: number;
+  writerPort: number;
+  readerBasePort: number;
+  nginx: boolean;
+  allowDir: string[];
+  logLevel: string;
+  maxBodyBytes: number;
+  healthIntervalMs: number;
+  crashLoopLimit: number;
+  startupTimeoutMs: number;
+  serveArg: string[];
+}
+
+/** Adds the cluster's options and action to a command (`haarseek cluster` or launch-cluster.ts). */
+export function configureClusterCommand(command: Command): Command {
+  return command
+    .description('run a haarseek cluster: one writer, N readers and an nginx front, supervised')
+    .option('--readers <n>', 'reader processes', parsePositiveInt, availableParallelism())
+    .option('--data <dir>', 'data directory holding haarseek.db', DEFAULTS.dataDir)
+    .option('--host <host>', 'address every process listens on', DEFAULTS.host)
+    .option('--port <port>', 'nginx front port (reads, and writes forwarded)', parsePositiveInt, DEFAULTS.frontPort)
+    .option('--writer-port <port>', 'writer port', parsePositiveInt, DEFAULTS.writerPort)
+    .option('--reader-base-port <port>', 'first reader port; reader i listens on base + i', parsePositiveInt, DEFAULTS.readerBasePort)
+    .option('--no-nginx', 'do not run the nginx front')
+    .option('--allow-dir <dir>', 'directory path arguments may use; repeatable (default: the data directory)', collect, [])
+    .option('--log-level <level>', 'pino log level of every process', DEFAULTS.logLevel)
+    .option('--max-body-bytes <n>', 'largest request accepted, by nginx and the servers', parsePositiveInt, DEFAULTS.maxBodyBytes)
+    .option('--health-interval-ms <n>', 'how often each process\'s /health is checked', parsePositiveInt, 1000)
+    .option('--crash-loop-limit <n>', 'consecutive failed starts after which an instance is given up', parsePositiveInt, 5)
+    .option('--startup-timeout-ms <n>', 'how long a starting process may take to answer /health', parsePositiveInt, 300_000)
+    .option('--serve-arg <arg>', 'extra flag passed to every `haarseek serve` (repeatable), e.g. --serve-arg=--max-pixels=50000000', collect, [])
+    .action(async (opts: ClusterOptions) => {
+      const log = pino({ level: opts.logLevel, base: { pid: process.pid, role: 'supervisor' } });
+      if (opts.readers < 1) {
+        process.stderr.write('haarseek cluster: --readers must be at least 1\n');
+        process.exit(2);
+      }
+      const supervisor = new Supervisor(
+        {
+          dataDir: opts.data,
+          host: opts.host,
+          frontPort: opts.port,
+          writerPort: opts.writerPort,
+          readerBasePort: opts.readerBasePort,
+          readers: opts.readers,
+          nginx: opts.nginx,
+          allowDirs: opts.allowDir,
+          logLevel: opts.logLevel,
+          maxBodyBytes: opts.maxBodyBytes,
+          serveArgs: opts.serveArg,
+          healthIntervalMs: opts.healthIntervalMs,
+          stopBoundMs: 10_000,
+          policy: {
+            initialBackoffMs: 250,
+            maxBackoffMs: 30_000,
+            stableAfterMs: 30_000,
+            crashLoopLimit: opts.crashLoopLimit,
+            healthFailuresBeforeRestart: 3,
+            startupTimeoutMs: opts.startupTimeoutMs,
+          },
+        },
+        log,
+      );
+      let stopping = false;
+      const stop = async (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        log.info({ signal }, 'received; stopping the cluster');
+        await supervisor.stop();
+        process.exit(0);
+      };
+      process.on('SIGINT', () => void stop('SIGINT'));
+      process.on('SIGTERM', () => void stop('SIGTERM'));
+      try {
+        await supervisor.start();
+      } catch (err) {
+        process.stderr.write(`haarseek cluster: ${(err as Error).message}\n`);
+        await supervisor.stop().catch(() => undefined);
+        process.exit(err instanceof ClusterLockedError ? 2 : 1);
+      }
+    });
+}
+
+export function registerClusterCommand(program: Command): void {
+  configureClusterCommand(program.command('cluster'));
+}

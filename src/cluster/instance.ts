@@ -1,0 +1,152 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import type { Logger } from 'pino';
+
+export interface InstanceSpec {
+  name: string;
+  role: 'writer' | 'reader';
+  host: string;
+  port: number;
+  /** Full argv after the node binary. */
+  args: string[];
+}
+
+export interface RestartPolicy {
+  /** First restart delay; doubles per consecutive failure. */
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+  /** A run this long counts as stable and resets the backoff. */
+  stableAfterMs: number;
+  /** Consecutive unstable runs after which the instance is given up. */
+  crashLoopLimit: number;
+  /** Consecutive failed health checks that make a running instance be restarted. */
+  healthFailuresBeforeRestart: number;
+  /** How long a starting instance may take to answer /health (large databases load first). */
+  startupTimeoutMs: number;
+}
+
+export type InstanceState = 'starting' | 'healthy' | 'unhealthy' | 'backoff' | 'given-up' | 'stopped';
+
+/**
+ * One supervised child process: spawned, health-checked, restarted with exponential
+ * backoff when it exits or stops answering, and given up after a crash loop.
+ */
+export class Instance {
+  state: InstanceState = 'stopped';
+  restarts = 0;
+  private child: ChildProcess | null = null;
+  private startedAt = 0;
+  private consecutiveFailures = 0;
+  private healthFailures = 0;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private stopping = false;
+
+  constructor(
+    readonly spec: InstanceSpec,
+    private readonly policy: RestartPolicy,
+    private readonly log: Logger,
+    private readonly onStateChange: (instance: Instance) => void,
+  ) {}
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get address(): string {
+    return `${this.spec.host}:${this.spec.port}`;
+  }
+
+  start(): void {
+    this.stopping = false;
+    this.startedAt = Date.now();
+    this.healthFailures = 0;
+    // Its own process group: a Ctrl-C meant for the supervisor does not reach the child
+    // directly, so the supervisor can stop everything in order. HAARSEEK_SUPERVISED
+    // makes the child exit if the supervisor itself dies.
+    const child = spawn(process.execPath, this.spec.args, {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      detached: true,
+      env: { ...process.env, HAARSEEK_SUPERVISED: String(process.pid) },
+    });
+    this.child = child;
+    this.setState('starting');
+    this.log.info({ instance: this.spec.name, pid: child.pid, port: this.spec.port }, 'started');
+    child.once('exit', (code, signal) => this.onExit(child, code, signal));
+  }
+
+  /** Called by the supervisor's health loop with the result of GET /health. */
+  reportHealth(ok: boolean): void {
+    if (this.stopping || !this.child || this.state === 'backoff') return;
+    if (ok) {
+      this.healthFailures = 0;
+      if (Date.now() - this.startedAt >= this.policy.stableAfterMs) this.consecutiveFailures = 0;
+      this.setState('healthy');
+      return;
+    }
+    if (this.state === 'starting') {
+      if (Date.now() - this.startedAt < this.policy.startupTimeoutMs) return;
+      this.log.warn({ instance: this.spec.name, afterMs: Date.now() - this.startedAt }, 'did not become healthy in time; restarting');
+      this.child.kill('SIGKILL');
+      return;
+    }
+    this.healthFailures++;
+    this.setState('unhealthy');
+    if (this.healthFailures >= this.policy.healthFailuresBeforeRestart) {
+      this.log.warn({ instance: this.spec.name, failures: this.healthFailures }, 'failed /health repeatedly; restarting');
+      this.child.kill('SIGKILL');
+    }
+  }
+
+  async stop(boundMs: number): Promise<void> {
+    this.stopping = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) {
+      this.setState('stopped');
+      return;
+    }
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => {
+      this.log.warn({ instance: this.spec.name }, 'did not stop in time; killing');
+      child.kill('SIGKILL');
+    }, boundMs);
+    await exited;
+    clearTimeout(timer);
+    this.setState('stopped');
+  }
+
+  private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.child !== child) return;
+    this.child = null;
+    if (this.stopping) {
+      this.log.info({ instance: this.spec.name, code, signal }, 'exited');
+      this.setState('stopped');
+      return;
+    }
+    const ranMs = Date.now() - this.startedAt;
+    this.consecutiveFailures = ranMs >= this.policy.stableAfterMs ? 1 : this.consecutiveFailures + 1;
+    if (this.consecutiveFailures > this.policy.crashLoopLimit) {
+      this.log.error(
+        { instance: this.spec.name, code, signal, failures: this.consecutiveFailures - 1 },
+        `CRASH LOOP: ${this.spec.name} failed ${this.consecutiveFailures - 1} times in a row; giving up on it (the rest of the cluster keeps serving)`,
+      );
+      this.setState('given-up');
+      return;
+    }
+    const delay = Math.min(this.policy.initialBackoffMs * 2 ** (this.consecutiveFailures - 1), this.policy.maxBackoffMs);
+    this.log.warn({ instance: this.spec.name, code, signal, ranMs, restartInMs: delay, attempt: this.consecutiveFailures }, 'exited unexpectedly; restarting after backoff');
+    this.setState('backoff');
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      this.restarts++;
+      this.start();
+    }, delay);
+  }
+
+  private setState(state: InstanceState): void {
+    if (this.state === state) return;
+    this.state = state;
+    this.onStateChange(this);
+  }
+}

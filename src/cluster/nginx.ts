@@ -1,0 +1,98 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const TEMPLATE = resolve(dirname(fileURLToPath(import.meta.url)), '../../nginx/haarseek.conf.template');
+
+export interface FrontConfig {
+  /** nginx's prefix: config, pid, logs and temp files live here. */
+  prefix: string;
+  host: string;
+  port: number;
+  maxBodyBytes: number;
+  readTimeoutSeconds: number;
+  accessLog: boolean;
+}
+
+/** The nginx binary on PATH (or the usual sbin places), or null. */
+export function findNginx(): string | null {
+  for (const candidate of ['nginx', '/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/nginx/sbin/nginx']) {
+    const probe = spawnSync(candidate, ['-v'], { stdio: 'ignore' });
+    if (probe.status === 0) return candidate;
+  }
+  return null;
+}
+
+export function renderNginxConfig(front: FrontConfig, readerAddresses: string[]): string {
+  const servers = readerAddresses.map((addr) => `    server ${addr} max_fails=1 fail_timeout=2s;`).join('\n');
+  const values: Record<string, string> = {
+    PREFIX: front.prefix,
+    HOST: front.host,
+    PORT: String(front.port),
+    WORKERS: '1',
+    MAX_BODY_BYTES: String(front.maxBodyBytes),
+    READ_TIMEOUT_S: String(front.readTimeoutSeconds),
+    ACCESS_LOG: front.accessLog ? `${front.prefix}/access.log` : 'off',
+    UPSTREAM_SERVERS: servers,
+  };
+  return readFileSync(TEMPLATE, 'utf8').replace(/\{\{([A-Z_]+)\}\}/g, (_, key: string) => {
+    if (!(key in values)) throw new Error(`nginx template: unknown placeholder ${key}`);
+    return values[key];
+  });
+}
+
+/** nginx run as the supervisor's own child, with every path under its prefix. */
+export class NginxFront {
+  private child: ChildProcess | null = null;
+  readonly configPath: string;
+
+  constructor(private readonly binary: string, private readonly front: FrontConfig) {
+    this.configPath = join(front.prefix, 'nginx.conf');
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  write(readerAddresses: string[]): void {
+    for (const dir of ['tmp/client_body', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi']) {
+      mkdirSync(join(this.front.prefix, dir), { recursive: true });
+    }
+    writeFileSync(this.configPath, renderNginxConfig(this.front, readerAddresses));
+  }
+
+  /** Checks the rendered config with `nginx -t` and returns its complaint, if any. */
+  test(): string | null {
+    const result = spawnSync(this.binary, this.args('-t'), { encoding: 'utf8' });
+    return result.status === 0 ? null : `${result.stderr}`.trim();
+  }
+
+  start(onExit: (code: number | null, signal: NodeJS.Signals | null) => void): void {
+    this.child = spawn(this.binary, this.args(), { stdio: ['ignore', 'inherit', 'inherit'] });
+    this.child.once('exit', (code, signal) => {
+      this.child = null;
+      onExit(code, signal);
+    });
+  }
+
+  /** Re-reads the config: new workers take over, old ones finish their requests. */
+  reload(): void {
+    this.child?.kill('SIGHUP');
+  }
+
+  /** Graceful stop (SIGQUIT lets workers finish), SIGKILL after the bound. */
+  async stop(boundMs: number): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGQUIT');
+    const timer = setTimeout(() => child.kill('SIGKILL'), boundMs);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  private args(...extra: string[]): string[] {
+    return ['-p', this.front.prefix, '-c', this.configPath, '-e', join(this.front.prefix, 'error.log'), ...extra];
+  }
+}

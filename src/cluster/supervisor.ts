@@ -1,0 +1,181 @@
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import lockfile from 'proper-lockfile';
+import type { Logger } from 'pino';
+import { Instance, type InstanceSpec, type RestartPolicy } from './instance.ts';
+import { NginxFront, findNginx } from './nginx.ts';
+
+const CLI = fileURLToPath(new URL('../../bin/haarseek.js', import.meta.url));
+
+export interface ClusterConfig {
+  dataDir: string;
+  host: string;
+  frontPort: number;
+  writerPort: number;
+  readerBasePort: number;
+  readers: number;
+  nginx: boolean;
+  allowDirs: string[];
+  logLevel: string;
+  maxBodyBytes: number;
+  /** Extra flags passed to every `haarseek serve`. */
+  serveArgs: string[];
+  healthIntervalMs: number;
+  stopBoundMs: number;
+  policy: RestartPolicy;
+}
+
+export class ClusterLockedError extends Error {
+  override name = 'ClusterLockedError';
+}
+
+/**
+ * Starts the writer, the readers and nginx; keeps them running; stops them all on
+ * SIGINT/SIGTERM. nginx's upstream lists only the readers that answer /health.
+ */
+export class Supervisor {
+  private readonly writer: Instance;
+  private readonly readers: Instance[] = [];
+  private front: NginxFront | null = null;
+  private healthTimer: NodeJS.Timeout | null = null;
+  private releaseLock: (() => Promise<void>) | null = null;
+  private announced = false;
+  private stopping = false;
+  private rotation = '';
+
+  constructor(private readonly config: ClusterConfig, private readonly log: Logger) {
+    const common = ['--data', config.dataDir, '--host', config.host, '--log-level', config.logLevel, '--max-body-bytes', String(config.maxBodyBytes)];
+    for (const dir of config.allowDirs) common.push('--allow-dir', dir);
+    common.push(...config.serveArgs);
+    const onState = (instance: Instance) => this.onStateChange(instance);
+    const spec = (role: 'writer' | 'reader', name: string, port: number, extra: string[]): InstanceSpec => ({
+      name,
+      role,
+      host: config.host,
+      port,
+      args: [CLI, 'serve', '--role', role, '--port', String(port), ...common, ...extra],
+    });
+    this.writer = new Instance(spec('writer', 'writer', config.writerPort, []), config.policy, log, onState);
+    for (let i = 0; i < config.readers; i++) {
+      const port = config.readerBasePort + i;
+      this.readers.push(new Instance(spec('reader', `reader-${i + 1}`, port, ['--writer-url', this.writerUrl]), config.policy, log, onState));
+    }
+  }
+
+  get writerUrl(): string {
+    return `http://${this.config.host}:${this.config.writerPort}/RPC`;
+  }
+
+  get frontUrl(): string | null {
+    return this.front ? `http://${this.config.host}:${this.config.frontPort}/RPC` : null;
+  }
+
+  async start(): Promise<void> {
+    mkdirSync(this.config.dataDir, { recursive: true });
+    const lockTarget = join(resolve(this.config.dataDir), 'cluster');
+    try {
+      this.releaseLock = await lockfile.lock(this.config.dataDir, { realpath: false, lockfilePath: `${lockTarget}.lock`, stale: 10_000, update: 2_000 });
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ELOCKED') {
+        throw new ClusterLockedError(`another haarseek cluster is running on ${resolve(this.config.dataDir)} (lock ${lockTarget}.lock); stop it first`);
+      }
+      throw err;
+    }
+    if (this.config.nginx) {
+      const binary = findNginx();
+      if (binary) {
+        this.front = new NginxFront(binary, {
+          prefix: join(resolve(this.config.dataDir), 'nginx'),
+          host: this.config.host,
+          port: this.config.frontPort,
+          maxBodyBytes: this.config.maxBodyBytes,
+          readTimeoutSeconds: 120,
+          accessLog: false,
+        });
+      } else {
+        this.log.warn('nginx is not installed: running without the front; send reads to the readers directly');
+      }
+    }
+    this.writer.start();
+    for (const reader of this.readers) reader.start();
+    if (this.front) {
+      this.front.write(this.readers.map((r) => r.address));
+      const problem = this.front.test();
+      if (problem) throw new Error(`the rendered nginx config does not pass nginx -t: ${problem}`);
+      this.rotation = this.readers.map((r) => r.address).join(',');
+      this.front.start((code, signal) => {
+        if (!this.stopping) this.log.error({ code, signal }, 'nginx exited; the front is down (readers still answer on their own ports)');
+      });
+      this.log.info({ pid: this.front.pid, port: this.config.frontPort }, 'nginx started');
+    }
+    this.healthTimer = setInterval(() => void this.checkHealth(), this.config.healthIntervalMs);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.healthTimer) clearInterval(this.healthTimer);
+    this.log.info('stopping: nginx first (no new requests), then readers and the writer');
+    await this.front?.stop(this.config.stopBoundMs);
+    await Promise.all(this.readers.map((r) => r.stop(this.config.stopBoundMs)));
+    await this.writer.stop(this.config.stopBoundMs);
+    await this.releaseLock?.();
+    this.log.info('all stopped');
+  }
+
+  status(): Array<{ name: string; state: string; port: number; pid?: number; restarts: number }> {
+    return [this.writer, ...this.readers].map((i) => ({ name: i.spec.name, state: i.state, port: i.spec.port, pid: i.pid, restarts: i.restarts }));
+  }
+
+  private async checkHealth(): Promise<void> {
+    await Promise.all(
+      [this.writer, ...this.readers].map(async (instance) => {
+        if (instance.state === 'given-up' || instance.state === 'backoff' || instance.pid === undefined) return;
+        let ok = false;
+        try {
+          const res = await fetch(`http://${instance.address}/health`, { signal: AbortSignal.timeout(Math.max(1000, this.config.healthIntervalMs * 2)) });
+          ok = res.ok;
+          await res.body?.cancel();
+        } catch {
+          ok = false;
+        }
+        if (!this.stopping) instance.reportHealth(ok);
+      }),
+    );
+  }
+
+  private onStateChange(instance: Instance): void {
+    if (this.stopping) return;
+    if (instance.state === 'healthy') this.log.info({ instance: instance.spec.name, port: instance.spec.port, pid: instance.pid }, 'healthy');
+    if (instance.spec.role === 'reader') this.updateRotation();
+    if (!this.announced && [this.writer, ...this.readers].every((i) => i.state === 'healthy')) {
+      this.announced = true;
+      this.announce();
+    }
+  }
+
+  /** Only healthy readers take traffic; with none healthy, all stay listed (nginx needs one). */
+  private updateRotation(): void {
+    if (!this.front) return;
+    const healthy = this.readers.filter((r) => r.state === 'healthy').map((r) => r.address);
+    const next = (healthy.length > 0 ? healthy : this.readers.map((r) => r.address)).join(',');
+    if (next === this.rotation) return;
+    this.rotation = next;
+    this.front.write(next.split(','));
+    this.front.reload();
+    this.log.info({ readers: next.split(',') }, 'nginx rotation updated');
+  }
+
+  private announce(): void {
+    const lines = [
+      'haarseek cluster is up',
+      this.front ? `  reads (and writes, forwarded): ${this.frontUrl}` : '  no nginx front: send reads to a reader directly',
+      `  writes (the writer):            ${this.writerUrl}`,
+      `  readers:                        ${this.readers.map((r) => `http://${r.address}/RPC`).join(' ')}`,
+      `  data:                           ${resolve(this.config.dataDir)}`,
+    ];
+    process.stderr.write(`${lines.join('\n')}\n`);
+    this.log.info({ front: this.frontUrl, writer: this.writerUrl, readers: this.readers.map((r) => r.address) }, 'cluster ready');
+  }
+}
