@@ -32,7 +32,7 @@ export class ClusterLockedError extends Error {
 
 /**
  * Starts the writer, the readers and nginx; keeps them running; stops them all on
- * SIGINT/SIGTERM. nginx's upstream lists only the readers that answer /health.
+ * SIGINT/SIGTERM.
  */
 export class Supervisor {
   private readonly writer: Instance;
@@ -155,11 +155,17 @@ export class Supervisor {
     }
   }
 
-  /** Only healthy readers take traffic; with none healthy, all stay listed (nginx needs one). */
+  /**
+   * A reader that dies or stalls briefly is skipped by nginx itself (passive checks:
+   * one failure takes it out for fail_timeout, and the request goes to the next
+   * reader). The upstream list is rewritten, and nginx reloaded, only when a reader is
+   * given up or comes back from that: a reload closes clients' idle keep-alive
+   * connections, which a client racing a new request sees as a failure.
+   */
   private updateRotation(): void {
     if (!this.front) return;
-    const healthy = this.readers.filter((r) => r.state === 'healthy').map((r) => r.address);
-    const next = (healthy.length > 0 ? healthy : this.readers.map((r) => r.address)).join(',');
+    const serving = this.readers.filter((r) => r.state !== 'given-up').map((r) => r.address);
+    const next = (serving.length > 0 ? serving : this.readers.map((r) => r.address)).join(',');
     if (next === this.rotation) return;
     this.rotation = next;
     this.front.write(next.split(','));

@@ -1,0 +1,157 @@
+import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, describe, expect, it } from 'vitest';
+import { original } from '../helpers/corpus.ts';
+import { type ClusterProcess, NGINX_INSTALLED, pidOf, processesUsing, startCluster, stopCluster, waitFor } from '../helpers/cluster.ts';
+import { rpcClient, tempDataDir } from '../helpers/server.ts';
+
+if (!NGINX_INSTALLED) process.stdout.write('cluster tests skipped: nginx not installed\n');
+
+describe.skipIf(!NGINX_INSTALLED)('the cluster behind nginx', () => {
+  const clusters: ClusterProcess[] = [];
+  afterAll(async () => {
+    await Promise.all(clusters.map((c) => stopCluster(c)));
+  });
+
+  it('answers the iskdaemon calls through the front, writes forwarded to the writer; a second cluster on the same data refuses', async () => {
+    const cluster = await startCluster(tempDataDir());
+    clusters.push(cluster);
+    const front = rpcClient(cluster.frontUrl);
+    expect(await front('createDb', 1)).toBe(1);
+    for (let id = 1; id <= 5; id++) expect(await front('addImgBlob', 1, id, original(id))).toBe(1);
+    expect(await front('getDbImgCount', 1)).toBe(5);
+    const results: Array<[number, number]> = await front('queryImgBlob', 1, original(3), 2);
+    expect(results[0][0]).toBe(3);
+    expect(await front('getDbImgIdList', 1)).toEqual([1, 2, 3, 4, 5]);
+    // Round robin: consecutive calls reach both readers.
+    const ports = new Set<number>();
+    for (let i = 0; i < 6; i++) ports.add((await front('getGlobalServerStats')).port);
+    expect([...ports].sort()).toEqual(cluster.readerPorts);
+
+    const second = await startCluster(cluster.dataDir, { waitUp: false });
+    const { code } = await second.exited;
+    expect(code).toBe(2);
+    expect(second.output()).toContain('another haarseek cluster is running');
+  });
+
+  it('kill -9 of a reader under steady load through nginx: no failed request, the reader is back within seconds', async () => {
+    const cluster = await startCluster(tempDataDir());
+    clusters.push(cluster);
+    const front = rpcClient(cluster.frontUrl);
+    for (let id = 1; id <= 20; id++) await front('addImgBlob', 1, id, original(id));
+    let failed = 0;
+    const errors: string[] = [];
+    let done = 0;
+    let running = true;
+    const client = async () => {
+      while (running) {
+        try {
+          const results: Array<[number, number]> = await front('queryImgID', 1, (done % 20) + 1, 3);
+          if (results.length !== 4) failed++;
+        } catch (err) {
+          failed++;
+          errors.push(String(err));
+        }
+        done++;
+      }
+    };
+    const clients = Promise.all([client(), client(), client(), client()]);
+    await sleep(1000);
+    const victimPort = cluster.readerPorts[0];
+    const victimPid = await pidOf(victimPort);
+    const killedAt = Date.now();
+    process.kill(victimPid, 'SIGKILL');
+    await waitFor(async () => {
+      try {
+        return (await pidOf(victimPort)) !== victimPid;
+      } catch {
+        return false;
+      }
+    }, 20_000, () => 'reader did not come back');
+    const recoveryMs = Date.now() - killedAt;
+    await sleep(1500);
+    running = false;
+    await clients;
+    process.stdout.write(`reader kill -9 under load: ${done} requests, ${failed} failed, reader back in ${recoveryMs} ms\n`);
+    expect(errors).toEqual([]);
+    expect(failed).toBe(0);
+    expect(done).toBeGreaterThan(50);
+    expect(recoveryMs).toBeLessThan(10_000);
+    expect(cluster.output()).toMatch(/reader-1.*exited unexpectedly/);
+  });
+
+  it('kill -9 of the writer during ingestion: restarted, every acknowledged image present, readers see new writes', async () => {
+    const cluster = await startCluster(tempDataDir());
+    clusters.push(cluster);
+    const writer = rpcClient(cluster.writerUrl);
+    const front = rpcClient(cluster.frontUrl);
+    await writer('createDb', 1);
+    const acknowledged = new Set<number>();
+    let nextId = 1;
+    let stop = false;
+    const ingest = async () => {
+      while (!stop) {
+        const id = nextId++;
+        try {
+          if ((await writer('addImgBlob', 1, id, original(((id - 1) % 318) + 1))) === 1) acknowledged.add(id);
+        } catch {
+          await sleep(100);
+        }
+      }
+    };
+    const streams = Promise.all([ingest(), ingest()]);
+    await waitFor(() => acknowledged.size >= 15, 30_000, () => 'no ingestion progress');
+    const writerPid = await pidOf(cluster.writerPort);
+    process.kill(writerPid, 'SIGKILL');
+    await waitFor(async () => {
+      try {
+        return (await pidOf(cluster.writerPort)) !== writerPid;
+      } catch {
+        return false;
+      }
+    }, 20_000, () => 'writer did not come back');
+    const before = acknowledged.size;
+    await waitFor(() => acknowledged.size >= before + 10, 30_000, () => 'no ingestion after the restart');
+    stop = true;
+    await streams;
+    const stored = new Set<number>(await front('getDbImgIdList', 1));
+    for (const id of acknowledged) expect(stored.has(id), `acknowledged id ${id}`).toBe(true);
+    expect(await front('addImgBlob', 1, 100_000, original(9))).toBe(1);
+    expect(await front('isImgOnDb', 1, 100_000)).toBe(true);
+  });
+
+  it('a reader that cannot start is retried with backoff, then given up loudly; the rest keeps serving', async () => {
+    const dataDir = tempDataDir();
+    // Occupy the second reader's port with a service that drops every connection:
+    // a real reason for a process to die at start.
+    const blocker = createServer((socket) => socket.destroy());
+    const probe = await startCluster(tempDataDir(), { readers: 1, waitUp: true });
+    const base = probe.readerPorts[0] + 1;
+    await stopCluster(probe);
+    await new Promise<void>((resolve) => blocker.listen(base + 1, '127.0.0.1', resolve));
+    try {
+      const cluster = await startCluster(dataDir, { readers: 2, readerBasePort: base, waitUp: false, extraArgs: ['--crash-loop-limit', '3'] });
+      clusters.push(cluster);
+      await waitFor(() => cluster.output().includes('CRASH LOOP'), 30_000, () => `no crash-loop report:\n${cluster.output()}`);
+      const restarts = cluster.output().match(/reader-2.*exited unexpectedly; restarting after backoff/g) ?? [];
+      expect(restarts.length).toBe(3);
+      const delays = [...cluster.output().matchAll(/"instance":"reader-2"[^\n]*"restartInMs":(\d+)/g)].map((m) => Number(m[1]));
+      expect(delays).toEqual([250, 500, 1000]);
+      const front = rpcClient(cluster.frontUrl);
+      await front('createDb', 4).catch((e) => { throw new Error(`${e}\n${cluster.output()}`); });
+      expect(await front('getDbList')).toEqual([4]);
+      expect(cluster.child.exitCode).toBeNull();
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('SIGTERM: the supervisor exits 0 and leaves no process behind', async () => {
+    const cluster = await startCluster(tempDataDir());
+    expect(processesUsing(cluster.dataDir).length).toBeGreaterThanOrEqual(4);
+    const result = await stopCluster(cluster);
+    expect(result).toEqual({ code: 0, signal: null });
+    await sleep(300);
+    expect(processesUsing(cluster.dataDir)).toEqual([]);
+  });
+});
