@@ -1,0 +1,188 @@
+// JavaScript bindings: argument checks and conversions only; the work is in
+// signature.cc and index.cc.
+#include <napi.h>
+
+#include <cstdlib>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+#include "index.h"
+#include "signature.h"
+
+namespace haarseek {
+namespace {
+
+template <typename T>
+T TypedArg(const Napi::CallbackInfo& info, size_t i, size_t minLength, const char* what) {
+  if (info.Length() <= i || !info[i].IsTypedArray()) throw Napi::TypeError::New(info.Env(), std::string(what) + ": typed array expected");
+  Napi::TypedArray t = info[i].As<Napi::TypedArray>();
+  T typed = info[i].As<T>();
+  if (t.TypedArrayType() != typed.TypedArrayType() || t.ElementLength() < minLength) {
+    throw Napi::TypeError::New(info.Env(), std::string(what) + ": wrong typed array kind or length");
+  }
+  return typed;
+}
+
+double NumberArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(what) + ": number expected");
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
+// Runs f, turning C++ exceptions into JavaScript ones.
+template <typename F>
+auto Guard(Napi::Env env, F f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::invalid_argument& e) {
+    throw Napi::RangeError::New(env, e.what());
+  } catch (const std::bad_alloc&) {
+    throw Napi::Error::New(env, "haarseek native index: out of memory");
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
+
+Napi::Value SignatureFromRgbJs(const Napi::CallbackInfo& info) {
+  auto rgb = TypedArg<Napi::Uint8Array>(info, 0, 0, "rgb");
+  if (rgb.ElementLength() != static_cast<size_t>(kPixels) * 3) {
+    throw Napi::RangeError::New(info.Env(), "expected " + std::to_string(kPixels * 3) + " bytes of 128x128 RGB, got " +
+                                                std::to_string(rgb.ElementLength()));
+  }
+  auto coefs = TypedArg<Napi::Int32Array>(info, 1, kSignatureLength, "coefs");
+  auto avgl = TypedArg<Napi::Float64Array>(info, 2, kChannels, "avgl");
+  SignatureFromRgb(rgb.Data(), coefs.Data(), avgl.Data());
+  return info.Env().Undefined();
+}
+
+class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeIndex",
+                       {
+                           InstanceMethod<&IndexWrap::Add>("add"),
+                           InstanceMethod<&IndexWrap::Remove>("remove"),
+                           InstanceMethod<&IndexWrap::Has>("has"),
+                           InstanceMethod<&IndexWrap::Size>("size"),
+                           InstanceMethod<&IndexWrap::Ids>("ids"),
+                           InstanceMethod<&IndexWrap::Avgl>("avgl"),
+                           InstanceMethod<&IndexWrap::Clear>("clear"),
+                           InstanceMethod<&IndexWrap::Query>("query"),
+                           InstanceMethod<&IndexWrap::MemoryBytes>("memoryBytes"),
+                       });
+  }
+
+  explicit IndexWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<IndexWrap>(info) {}
+
+  void Finalize(Napi::Env env) override {
+    if (reported_ != 0) Napi::MemoryManagement::AdjustExternalMemory(env, -reported_);
+    reported_ = 0;
+  }
+
+ private:
+  // Tells V8 about native memory in steps of 1 MiB, so GC pressure reflects it.
+  void Report(Napi::Env env) {
+    const int64_t now = static_cast<int64_t>(index_.MemoryBytes());
+    const int64_t delta = now - reported_;
+    if (delta > (1 << 20) || delta < -(1 << 20)) {
+      Napi::MemoryManagement::AdjustExternalMemory(env, delta);
+      reported_ = now;
+    }
+  }
+
+  Napi::Value Add(const Napi::CallbackInfo& info) {
+    const double id = NumberArg(info, 0, "id");
+    auto coefs = TypedArg<Napi::Int32Array>(info, 1, kSignatureLength, "coefs");
+    auto avgl = TypedArg<Napi::Float64Array>(info, 2, kChannels, "avgl");
+    Guard(info.Env(), [&] { index_.Add(id, coefs.Data(), avgl.Data()); });
+    Report(info.Env());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Remove(const Napi::CallbackInfo& info) {
+    const double id = NumberArg(info, 0, "id");
+    const bool removed = Guard(info.Env(), [&] { return index_.Remove(id); });
+    if (removed) Report(info.Env());
+    return Napi::Boolean::New(info.Env(), removed);
+  }
+
+  Napi::Value Has(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), index_.Has(NumberArg(info, 0, "id")));
+  }
+
+  Napi::Value Size(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(index_.Size()));
+  }
+
+  Napi::Value Ids(const Napi::CallbackInfo& info) {
+    const std::vector<double> ids = index_.Ids();
+    auto out = Napi::Float64Array::New(info.Env(), ids.size());
+    std::copy(ids.begin(), ids.end(), out.Data());
+    return out;
+  }
+
+  Napi::Value Avgl(const Napi::CallbackInfo& info) {
+    double avgl[kChannels];
+    if (!index_.Avgl(NumberArg(info, 0, "id"), avgl)) return info.Env().Undefined();
+    auto out = Napi::Float64Array::New(info.Env(), kChannels);
+    std::copy(avgl, avgl + kChannels, out.Data());
+    return out;
+  }
+
+  Napi::Value Clear(const Napi::CallbackInfo& info) {
+    index_.Clear();
+    Report(info.Env());
+    return info.Env().Undefined();
+  }
+
+  // query(coefs, avgl, limit, sketch, fast, allowed?) -> Float64Array [id, raw, id, raw, ...]
+  Napi::Value Query(const Napi::CallbackInfo& info) {
+    QueryArgs q{};
+    auto coefs = TypedArg<Napi::Int32Array>(info, 0, kSignatureLength, "coefs");
+    auto avgl = TypedArg<Napi::Float64Array>(info, 1, kChannels, "avgl");
+    const double limit = NumberArg(info, 2, "limit");
+    q.coefs = coefs.Data();
+    q.avgl = avgl.Data();
+    q.limit = limit >= 1 ? (limit >= 9e15 ? static_cast<size_t>(9e15) : static_cast<size_t>(limit)) : 0;
+    q.sketch = info.Length() > 3 && info[3].ToBoolean().Value();
+    q.fast = info.Length() > 4 && info[4].ToBoolean().Value();
+    Napi::Float64Array allowed;
+    if (info.Length() > 5 && !info[5].IsUndefined() && !info[5].IsNull()) {
+      allowed = TypedArg<Napi::Float64Array>(info, 5, 0, "allowed");
+      q.allowed = allowed.Data();
+      q.allowedCount = allowed.ElementLength();
+    }
+    const std::vector<Ranked> ranked = Guard(info.Env(), [&] { return index_.Query(q, index_.SharedScores()); });
+    Report(info.Env());
+    auto out = Napi::Float64Array::New(info.Env(), ranked.size() * 2);
+    double* o = out.Data();
+    for (const Ranked& r : ranked) {
+      *o++ = r.id;
+      *o++ = r.score;
+    }
+    return out;
+  }
+
+  Napi::Value MemoryBytes(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(index_.MemoryBytes()));
+  }
+
+  SignatureIndex index_;
+  int64_t reported_ = 0;
+};
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("signatureFromRgb", Napi::Function::New<SignatureFromRgbJs>(env, "signatureFromRgb"));
+  exports.Set("NativeIndex", IndexWrap::Define(env));
+  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  return exports;
+}
+
+}  // namespace
+}  // namespace haarseek
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return haarseek::Init(env, exports); }
+
+NODE_API_MODULE(haarseek, InitAddon)

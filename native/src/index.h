@@ -1,0 +1,98 @@
+// The inverted index of one database space, in native memory: the same scoring as
+// src/index/ts-index.ts (same float64 operations in the same order), so both engines
+// rank identically. Not thread-safe by itself: the addon serialises access.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "signature.h"
+
+namespace haarseek {
+
+struct QueryArgs {
+  const int32_t* coefs;  // kSignatureLength signed indices
+  const double* avgl;    // 3 DC values
+  size_t limit;
+  bool sketch;
+  bool fast;
+  const double* allowed;  // optional id filter (nullptr: no filter)
+  size_t allowedCount;
+};
+
+struct Ranked {
+  double id;
+  double score;
+};
+
+// Open-addressing (linear probing) map from image id to slot. Buckets hold slot + 1;
+// keys are read from the slot-id array, so a bucket costs 4 bytes.
+class IdTable {
+ public:
+  void Reset(size_t expected);
+  // Slot of id, or -1.
+  int64_t Find(double id, const double* slotIds) const;
+  void Insert(double id, uint32_t slot, const double* slotIds);
+  void Erase(double id, const double* slotIds);
+  size_t Bytes() const { return buckets_.capacity() * sizeof(uint32_t); }
+
+ private:
+  static uint64_t Hash(double id);
+  void Grow(const double* slotIds);
+  std::vector<uint32_t> buckets_;
+  size_t mask_ = 0;
+  size_t count_ = 0;
+};
+
+class SignatureIndex {
+ public:
+  static constexpr uint32_t kLists = kChannels * 2 * kPixels;
+
+  SignatureIndex();
+  ~SignatureIndex();
+  SignatureIndex(const SignatureIndex&) = delete;
+  SignatureIndex& operator=(const SignatureIndex&) = delete;
+
+  // Throws std::invalid_argument for a coefficient outside +-1..16383 or a NaN id.
+  void Add(double id, const int32_t* coefs, const double* avgl);
+  bool Remove(double id);
+  bool Has(double id) const;
+  bool Avgl(double id, double* out) const;
+  size_t Size() const { return live_; }
+  // The live ids, ascending.
+  std::vector<double> Ids() const;
+  void Clear();
+  // Best first (score, then id ascending), at most limit. scores must hold
+  // ScoreCapacity() doubles; it is the only buffer proportional to the index size.
+  std::vector<Ranked> Query(const QueryArgs& q, double* scores) const;
+  size_t ScoreCapacity() const { return slotCapacity_; }
+  // Scratch score buffer for callers on the owning thread.
+  double* SharedScores();
+  size_t MemoryBytes() const;
+
+ private:
+  struct List {
+    uint32_t* data;
+    uint32_t len;
+    uint32_t cap;
+  };
+  static void CheckCoefs(const int32_t* coefs);
+  void Append(List& list, uint32_t slot);
+  void GrowSlots();
+  void Compact();
+  void FreeLists();
+
+  std::vector<List> lists_;
+  double* slotIds_ = nullptr;
+  double* slotAvgl_ = nullptr;
+  uint8_t* slotAlive_ = nullptr;
+  size_t slotCapacity_ = 0;
+  size_t slots_ = 0;
+  size_t live_ = 0;
+  size_t dead_ = 0;
+  size_t postingBytes_ = 0;
+  IdTable table_;
+  std::vector<double> scores_;
+};
+
+}  // namespace haarseek
