@@ -151,6 +151,7 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
     Napi::Float64Array allowed;
     if (info.Length() > 5 && !info[5].IsUndefined() && !info[5].IsNull()) {
       allowed = TypedArg<Napi::Float64Array>(info, 5, 0, "allowed");
+      q.filtered = true;
       q.allowed = allowed.Data();
       q.allowedCount = allowed.ElementLength();
     }

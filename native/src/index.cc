@@ -360,7 +360,7 @@ std::vector<Ranked> SignatureIndex::Query(const QueryArgs& q, double* scores) co
   }
   const double* ids = slotIds_;
   const uint8_t* alive = slotAlive_;
-  if (q.allowed != nullptr) {
+  if (q.filtered) {
     std::vector<uint32_t> chosen;
     chosen.reserve(std::min(q.allowedCount, live_));
     for (size_t i = 0; i < q.allowedCount; i++) {

@@ -16,7 +16,8 @@ struct QueryArgs {
   size_t limit;
   bool sketch;
   bool fast;
-  const double* allowed;  // optional id filter (nullptr: no filter)
+  bool filtered;          // only ids in allowed may appear
+  const double* allowed;
   size_t allowedCount;
 };
 

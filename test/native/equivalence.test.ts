@@ -1,0 +1,166 @@
+import fc from 'fast-check';
+import { beforeAll, expect, it } from 'vitest';
+import { type Engine, nativeEngine, tsEngine } from '../../src/engine.ts';
+import { decodeToRgb128 } from '../../src/image/decode.ts';
+import type { ImageIndex, QueryOptions, RankedResult } from '../../src/index/types.ts';
+import type { Signature } from '../../src/signature/types.ts';
+import { original } from '../helpers/corpus.ts';
+import { rng, syntheticSignature } from '../helpers/index-behaviour.ts';
+import { describeNative } from './availability.ts';
+import { imageKinds, imageSpec, synthesizeImage } from './images.ts';
+
+function expectSameSignature(a: Signature, b: Signature, what: string): void {
+  expect(Array.from(b.coefs), what).toEqual(Array.from(a.coefs));
+  // Bit-identical: both engines do the same float64 operations in the same order.
+  expect(Array.from(b.avgl), what).toEqual(Array.from(a.avgl));
+}
+
+function expectSameRanking(ts: RankedResult[], native: RankedResult[], what: string): void {
+  expect(native.map(([id]) => id), what).toEqual(ts.map(([id]) => id));
+  native.forEach(([, raw], k) => expect(Math.abs(raw - ts[k][1]), `${what} rank ${k}`).toBeLessThanOrEqual(1e-6));
+}
+
+describeNative('native and TypeScript engines are equivalent', () => {
+  let ts: Engine;
+  let native: Engine;
+  /** Signatures of generated images of every kind and of real photos. */
+  const pool: Signature[] = [];
+
+  beforeAll(async () => {
+    ts = tsEngine();
+    native = nativeEngine();
+    for (let n = 1; n <= 318; n += 4) {
+      const { rgb } = await decodeToRgb128(original(n));
+      pool.push(ts.signatures.signatureFromRgb(rgb));
+    }
+    imageKinds.forEach((kind, k) => {
+      for (let seed = 0; seed < 8; seed++) pool.push(ts.signatures.signatureFromRgb(synthesizeImage({ kind, seed: k * 100 + seed })));
+    });
+    const random = rng(99);
+    for (let i = 0; i < 40; i++) pool.push(syntheticSignature(random));
+  });
+
+  it('same signature for 3000 generated images (noise, gradients, blocks, stripes, flat, low-res)', () => {
+    fc.assert(
+      fc.property(imageSpec, (spec) => {
+        const rgb = synthesizeImage(spec);
+        expectSameSignature(ts.signatures.signatureFromRgb(rgb), native.signatures.signatureFromRgb(rgb), JSON.stringify(spec));
+      }),
+      { numRuns: 3000, seed: 20240601 },
+    );
+  });
+
+  it('same signature for every dev corpus photo, decoded and on its own', async () => {
+    for (let n = 1; n <= 318; n++) {
+      const { rgb } = await decodeToRgb128(original(n));
+      expectSameSignature(ts.signatures.signatureFromRgb(rgb), native.signatures.signatureFromRgb(rgb), `original ${n}`);
+    }
+  });
+
+  it('same signature for a flat image, where every coefficient ties at zero', () => {
+    const rgb = new Uint8Array(128 * 128 * 3).fill(77);
+    expectSameSignature(ts.signatures.signatureFromRgb(rgb), native.signatures.signatureFromRgb(rgb), 'flat');
+  });
+
+  const idArb = fc.oneof(
+    { weight: 6, arbitrary: fc.integer({ min: 1, max: 40 }) },
+    { weight: 1, arbitrary: fc.constantFrom(2 ** 53, 2 ** 53 - 1, 2 ** 32 + 1, 2 ** 31) },
+  );
+  type Op =
+    | { t: 'add'; id: number; sig: number }
+    | { t: 'remove'; id: number }
+    | { t: 'query'; sig: number; limit: number; sketch: boolean; fast: boolean; allowed: number[] | null };
+  const opArb: fc.Arbitrary<Op> = fc.oneof(
+    { weight: 5, arbitrary: fc.record({ t: fc.constant('add' as const), id: idArb, sig: fc.nat(999) }) },
+    { weight: 2, arbitrary: fc.record({ t: fc.constant('remove' as const), id: idArb }) },
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        t: fc.constant('query' as const),
+        sig: fc.nat(999),
+        limit: fc.oneof(fc.integer({ min: 0, max: 12 }), fc.integer({ min: 13, max: 100 })),
+        sketch: fc.boolean(),
+        fast: fc.boolean(),
+        allowed: fc.option(fc.array(idArb, { maxLength: 12 }), { nil: null }),
+      }),
+    },
+  );
+
+  function check(a: ImageIndex, b: ImageIndex, sig: Signature, options: QueryOptions, what: string): void {
+    expectSameRanking(a.query(sig, options), b.query(sig, options), what);
+  }
+
+  it('identical ranked ids and scores over random add / remove / re-add / query sequences', () => {
+    fc.assert(
+      fc.property(fc.array(opArb, { minLength: 1, maxLength: 150 }), (ops) => {
+        const a = ts.createIndex();
+        const b = native.createIndex();
+        for (const op of ops) {
+          if (op.t === 'add') {
+            const sig = pool[op.sig % pool.length];
+            a.add(op.id, sig);
+            b.add(op.id, sig);
+          } else if (op.t === 'remove') {
+            expect(b.remove(op.id)).toBe(a.remove(op.id));
+          } else {
+            const options: QueryOptions = { limit: op.limit, sketch: op.sketch, fast: op.fast };
+            if (op.allowed) options.allowed = new Set(op.allowed);
+            check(a, b, pool[op.sig % pool.length], options, JSON.stringify(op));
+          }
+          expect(b.size).toBe(a.size);
+        }
+        expect(b.ids()).toEqual(a.ids());
+        for (const id of a.ids()) expect(Array.from(b.avgl(id)!)).toEqual(Array.from(a.avgl(id)!));
+        b.clear();
+        expect(b.size).toBe(0);
+      }),
+      { numRuns: 300, seed: 424242 },
+    );
+  });
+
+  it('identical results through thousands of replacements and removals (compactions)', () => {
+    const random = rng(1234);
+    const a = ts.createIndex();
+    const b = native.createIndex();
+    const sigs = [...pool, ...Array.from({ length: 400 }, () => syntheticSignature(random))];
+    const pick = () => sigs[Math.floor(random() * sigs.length)];
+    for (let step = 1; step <= 30_000; step++) {
+      const id = 1 + Math.floor(random() * 5000);
+      const roll = random();
+      if (roll < 0.55) {
+        const sig = pick();
+        a.add(id, sig);
+        b.add(id, sig);
+      } else {
+        expect(b.remove(id)).toBe(a.remove(id));
+      }
+      if (step % 1000 === 0) {
+        expect(b.size).toBe(a.size);
+        for (let q = 0; q < 4; q++) {
+          const sig = pick();
+          for (const options of [
+            { limit: 10 },
+            { limit: 25, sketch: true },
+            { limit: 10, fast: true },
+            { limit: a.size + 5 },
+            { limit: 10, allowed: new Set(Array.from({ length: 300 }, () => 1 + Math.floor(random() * 5000))) },
+          ]) {
+            check(a, b, sig, options, `step ${step} ${JSON.stringify({ ...options, allowed: undefined })}`);
+          }
+        }
+      }
+    }
+    expect(b.ids()).toEqual(a.ids());
+  });
+
+  it('rejects a malformed signature instead of reading out of bounds', () => {
+    const b = native.createIndex();
+    const bad = { coefs: new Int32Array(120).fill(16384), avgl: new Float64Array(3) };
+    expect(() => b.add(1, bad)).toThrow(RangeError);
+    expect(() => b.add(1, { coefs: new Int32Array(10), avgl: new Float64Array(3) })).toThrow(TypeError);
+    expect(() => b.add(Number.NaN, pool[0])).toThrow(RangeError);
+    expect(b.size).toBe(0);
+    b.add(1, pool[0]);
+    expect(() => b.query(bad, { limit: 5 })).toThrow(RangeError);
+  });
+});
