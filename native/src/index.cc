@@ -203,9 +203,9 @@ void SignatureIndex::CheckCoefs(const int32_t* coefs) {
 
 void SignatureIndex::Append(List& list, uint32_t slot) {
   if (list.len == list.cap) {
-    // Doubling while small, then +1/8: little slack on the long lists that hold
+    // Doubling while small, then +1/16: little slack on the long lists that hold
     // most postings; realloc of a large block is usually an in-place remap.
-    const uint32_t cap = list.cap < 4096 ? std::max<uint32_t>(4, list.cap * 2) : list.cap + list.cap / 8;
+    const uint32_t cap = list.cap < 1024 ? std::max<uint32_t>(4, list.cap * 2) : list.cap + list.cap / 16;
     list.data = Reallocate(list.data, cap);
     postingBytes_ += static_cast<size_t>(cap - list.cap) * sizeof(uint32_t);
     list.cap = cap;
