@@ -1,0 +1,65 @@
+// Exercises the native hot path (signatures, add / replace / remove / compaction /
+// query / clear) for scripts/check-native-memory.sh to run under valgrind.
+#include <cstdio>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <vector>
+
+#include "../src/index.h"
+#include "../src/signature.h"
+
+using namespace haarseek;
+
+int main() {
+  std::mt19937_64 rng(7);
+  std::vector<std::vector<int32_t>> coefs;
+  std::vector<std::vector<double>> avgls;
+  std::vector<uint8_t> rgb(kPixels * 3);
+  for (int i = 0; i < 64; i++) {
+    for (auto& b : rgb) b = static_cast<uint8_t>(i % 4 == 0 ? rng() : (i * 37 + (&b - rgb.data()) / 300) & 0xff);
+    std::vector<int32_t> c(kSignatureLength);
+    std::vector<double> a(kChannels);
+    SignatureFromRgb(rgb.data(), c.data(), a.data());
+    coefs.push_back(c);
+    avgls.push_back(a);
+  }
+  double checksum = 0;
+  {
+    SignatureIndex index;
+    std::vector<double> scores;
+    for (int step = 0; step < 40000; step++) {
+      const double id = 1 + static_cast<double>(rng() % 5000);
+      const size_t s = rng() % coefs.size();
+      if (rng() % 100 < 55) {
+        index.Add(id, coefs[s].data(), avgls[s].data());
+      } else {
+        index.Remove(id);
+      }
+      if (step % 997 == 0) {
+        std::vector<double> allowed;
+        for (int k = 0; k < 50; k++) allowed.push_back(1 + static_cast<double>(rng() % 5000));
+        for (int mode = 0; mode < 4; mode++) {
+          QueryArgs q{coefs[s].data(), avgls[s].data(), mode == 3 ? index.Size() + 5 : 10, mode == 1, mode == 2,
+                      mode == 3, allowed.data(), allowed.size()};
+          for (const Ranked& r : index.Query(q, index.SharedScores())) checksum += r.score + r.id;
+        }
+        checksum += static_cast<double>(index.Ids().size() + index.MemoryBytes() % 7);
+      }
+    }
+    double out[3];
+    if (index.Avgl(1, out)) checksum += out[0];
+    index.Clear();
+    for (int i = 0; i < 3000; i++) index.Add(9007199254740992.0 - i, coefs[i % coefs.size()].data(), avgls[i % coefs.size()].data());
+    QueryArgs q{coefs[0].data(), avgls[0].data(), 20, false, false, false, nullptr, 0};
+    for (const Ranked& r : index.Query(q, index.SharedScores())) checksum += r.score;
+    std::vector<int32_t> bad(kSignatureLength, 16384);
+    try {
+      index.Add(1, bad.data(), avgls[0].data());
+      return 2;
+    } catch (const std::invalid_argument&) {
+    }
+  }
+  std::printf("memcheck workload done (checksum %.6f)\n", checksum);
+  return 0;
+}

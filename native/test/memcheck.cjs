@@ -1,0 +1,29 @@
+// Exercises the addon through its JavaScript surface (signatures, add / replace /
+// remove / compaction / query / clear) for scripts/check-native-memory.sh.
+const addon = require(process.argv[2]);
+let seed = 1;
+const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296);
+const sigs = [];
+for (let i = 0; i < 16; i++) {
+  const rgb = new Uint8Array(128 * 128 * 3);
+  for (let p = 0; p < rgb.length; p++) rgb[p] = i % 2 ? (rand() * 256) | 0 : (p / 200 + i * 9) & 0xff;
+  const coefs = new Int32Array(120), avgl = new Float64Array(3);
+  addon.signatureFromRgb(rgb, coefs, avgl);
+  sigs.push({ coefs, avgl });
+}
+let check = 0;
+for (let round = 0; round < 3; round++) {
+  const index = new addon.NativeIndex();
+  for (let step = 0; step < 6000; step++) {
+    const id = 1 + Math.floor(rand() * 1500);
+    const s = sigs[step % sigs.length];
+    if (rand() < 0.55) index.add(id, s.coefs, s.avgl); else index.remove(id);
+    if (step % 500 === 0) {
+      const r = index.query(s.coefs, s.avgl, 10, step % 1000 === 0, false, step % 1500 === 0 ? Float64Array.of(1, 2, 3, 99) : undefined);
+      check += r.length + index.ids().length + (index.avgl(id) ? 1 : 0) + index.memoryBytes();
+    }
+  }
+  try { index.add(1, new Int32Array(120).fill(16384), sigs[0].avgl); } catch { check++; }
+  index.clear();
+}
+console.log('node workload done', check);
