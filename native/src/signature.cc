@@ -11,7 +11,7 @@ namespace {
 // One channel plus scratch, per thread, allocated once.
 struct Work {
   double a[kPixels];
-  double scratch[kPixels / 2];
+  double scratch[kPixels];
 };
 
 Work& ThreadWork() {
@@ -30,12 +30,17 @@ void Haar2D(double* a, double* scratch) {
     for (int h = kSide; h > 1; h >>= 1) {
       const int half = h >> 1;
       c *= 0.7071;
+      // Sums and differences go to scratch first (no in-place aliasing, so the
+      // compiler can vectorise), then back into the row.
+      const double* __restrict in = r;
+      double* __restrict sums = scratch;
+      double* __restrict diffs = scratch + half;
       for (int k = 0; k < half; k++) {
-        const double x = r[2 * k], y = r[2 * k + 1];
-        scratch[k] = (x - y) * c;
-        r[k] = x + y;
+        const double x = in[2 * k], y = in[2 * k + 1];
+        diffs[k] = (x - y) * c;
+        sums[k] = x + y;
       }
-      std::memcpy(r + half, scratch, sizeof(double) * half);
+      std::memcpy(r, scratch, sizeof(double) * h);
     }
     r[0] *= c;
   }
@@ -44,17 +49,17 @@ void Haar2D(double* a, double* scratch) {
     const int half = h >> 1;
     c *= 0.7071;
     for (int k = 0; k < half; k++) {
-      const double* x = a + (2 * k) * kSide;
-      const double* y = x + kSide;
-      double* sum = a + k * kSide;
-      double* diff = scratch + k * kSide;
+      const double* __restrict x = a + (2 * k) * kSide;
+      const double* __restrict y = x + kSide;
+      double* __restrict sum = scratch + k * kSide;
+      double* __restrict diff = scratch + (half + k) * kSide;
       for (int col = 0; col < kSide; col++) {
         const double xv = x[col], yv = y[col];
         diff[col] = (xv - yv) * c;
         sum[col] = xv + yv;
       }
     }
-    std::memcpy(a + half * kSide, scratch, sizeof(double) * half * kSide);
+    std::memcpy(a, scratch, sizeof(double) * h * kSide);
   }
   for (int col = 0; col < kSide; col++) a[col] *= c;
 }

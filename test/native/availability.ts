@@ -13,6 +13,7 @@ export function describeNative(name: string, body: () => void): void {
     describe(name, body);
     return;
   }
+  console.warn(`haarseek: skipping "${name}": ${load.reason} (set CI=true to make this a failure)`);
   describe.skip(`${name} — SKIPPED: ${load.reason}`, () => {
     it('needs the native addon', () => {});
   });
