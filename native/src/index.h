@@ -92,6 +92,7 @@ class SignatureIndex {
   size_t live_ = 0;
   size_t dead_ = 0;
   size_t postingBytes_ = 0;
+  size_t grownSinceTrim_ = 0;
   IdTable table_;
   std::vector<double> scores_;
 };
