@@ -23,6 +23,8 @@ const imageId: ParamSpec = { name: 'id', type: 'id' };
 const numres: ParamSpec = { name: 'numres', type: 'int', default: 12 };
 const sketch: ParamSpec = { name: 'sketch', type: 'bool', default: false };
 const fast: ParamSpec = { name: 'fast', type: 'bool', default: false };
+/** Keyword queries take id 0 to mean "any image having the keywords" (iskdaemon's rule). */
+const imageIdOrZero: ParamSpec = { name: 'id', type: 'int' };
 const kwJoinType: ParamSpec = { name: 'kwJoinType', type: 'int', default: 1 };
 const keywords: ParamSpec = { name: 'keywords', type: 'keywordList' };
 
@@ -116,10 +118,10 @@ export const METHODS: Record<string, MethodDef> = {
     ({ service }, [db, id]) => service.removeKeywords(db, id, 'all')),
   getKeywordsImg: read([dbId, imageId], 'getKeywordsImg(dbId, id): the image\'s keywords, ascending.',
     ({ service }, [db, id]) => service.getKeywordsImg(db, id)),
-  queryImgIDKeywords: read([dbId, imageId, numres, kwJoinType, keywords],
-    'queryImgIDKeywords(dbId, id, numres, kwJoinType, keywords): like queryImgID among images having all (kwJoinType 1) or any (0) of the comma-separated keywords.',
+  queryImgIDKeywords: read([dbId, imageIdOrZero, numres, kwJoinType, keywords],
+    'queryImgIDKeywords(dbId, id, numres, kwJoinType, keywords): like queryImgID among images having all (kwJoinType 1) or any (0) of the comma-separated keywords; id 0 lists such images with score 0.',
     ({ service }, [db, id, n, join, kws]) => results(service.queryImgIDKeywords(db, id, n, join !== 0, kws, false))),
-  queryImgIDFastKeywords: read([dbId, imageId, numres, kwJoinType, keywords],
+  queryImgIDFastKeywords: read([dbId, imageIdOrZero, numres, kwJoinType, keywords],
     'queryImgIDFastKeywords(dbId, id, numres, kwJoinType, keywords): queryImgIDKeywords on average colour only.',
     ({ service }, [db, id, n, join, kws]) => results(service.queryImgIDKeywords(db, id, n, join !== 0, kws, true))),
   getAllImgsByKeywords: read([dbId, numres, kwJoinType, keywords],

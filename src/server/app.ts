@@ -61,6 +61,11 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
   const ctx: RpcContext = {
     service,
     serverStats: () => ({
+      // iskdaemon's own keys first, so its clients find what they printed before.
+      'isk-daemon uptime': `${Math.round((Date.now() - startedAt) / 1000)} s`,
+      'Number of databases': catalog.ids().length,
+      'Total memory usage': process.memoryUsage().heapTotal + process.memoryUsage().external,
+      'Resident memory usage': process.memoryUsage().rss,
       role: config.role,
       engine: engine.name,
       pid: process.pid,

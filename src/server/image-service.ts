@@ -84,6 +84,8 @@ export class ImageService {
 
   queryImgIDKeywords(dbId: number, imageId: number, numres: number, all: boolean, keywords: number[], fast: boolean): IskResults {
     this.index(dbId);
+    if (imageId === 0) return this.getAllImgsByKeywords(dbId, numres, all, keywords).map((id) => [id, 0]);
+    if (imageId < 0) throw new ParamError(`parameter 2 (id) must be an image id, or 0 for any image with the keywords; got ${imageId}`);
     const matching = keywords.length === 0 ? undefined : new Set(this.o.queries().imagesWithKeywords(dbId, keywords, all, Number.MAX_SAFE_INTEGER));
     if (matching !== undefined && matching.size === 0) return [];
     return this.queryImgID(dbId, imageId, numres, false, fast, matching);

@@ -1,9 +1,16 @@
+import { execFile } from 'node:child_process';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { original } from '../helpers/corpus.ts';
+import { original, originalPath } from '../helpers/corpus.ts';
+import { REPO_ROOT } from '../helpers/paths.ts';
 import { type ClusterProcess, NGINX_INSTALLED, pidOf, processesUsing, startCluster, stopCluster, waitFor } from '../helpers/cluster.ts';
 import { rpcClient, tempDataDir } from '../helpers/server.ts';
+
+const run = promisify(execFile);
 
 if (!NGINX_INSTALLED) process.stdout.write('cluster tests skipped: nginx not installed\n');
 
@@ -17,16 +24,25 @@ describe.skipIf(!NGINX_INSTALLED)('the cluster behind nginx', () => {
     const cluster = await startCluster(tempDataDir());
     clusters.push(cluster);
     const front = rpcClient(cluster.frontUrl);
-    expect(await front('createDb', 1)).toBe(1);
-    for (let id = 1; id <= 5; id++) expect(await front('addImgBlob', 1, id, original(id))).toBe(1);
-    expect(await front('getDbImgCount', 1)).toBe(5);
-    const results: Array<[number, number]> = await front('queryImgBlob', 1, original(3), 2);
+    expect(await front('createDb', 2)).toBe(2);
+    for (let id = 1; id <= 5; id++) expect(await front('addImgBlob', 2, id, original(id))).toBe(1);
+    expect(await front('getDbImgCount', 2)).toBe(5);
+    const results: Array<[number, number]> = await front('queryImgBlob', 2, original(3), 2);
     expect(results[0][0]).toBe(3);
-    expect(await front('getDbImgIdList', 1)).toEqual([1, 2, 3, 4, 5]);
+    expect(await front('getDbImgIdList', 2)).toEqual([1, 2, 3, 4, 5]);
     // Round robin: consecutive calls reach both readers.
     const ports = new Set<number>();
     for (let i = 0; i < 6; i++) ports.add((await front('getGlobalServerStats')).port);
     expect([...ports].sort()).toEqual(cluster.readerPorts);
+
+    // The whole iskdaemon scenario, with Python's client, through the front.
+    const images = join(cluster.dataDir, 'images');
+    mkdirSync(images);
+    for (let n = 50; n < 56; n++) copyFileSync(originalPath(n), join(images, `${n}.jpg`));
+    const scenario = await run('python3', [join(REPO_ROOT, 'test/e2e/iskdaemon_scenario.py'), '--url', cluster.frontUrl, '--images', images]).catch((err) => err);
+    const checks = String(scenario.stdout).trim().split('\n').map((l) => JSON.parse(l));
+    expect(checks.filter((c) => c.ok === false)).toEqual([]);
+    expect(checks.length).toBeGreaterThan(40);
 
     const second = await startCluster(cluster.dataDir, { waitUp: false });
     const { code } = await second.exited;
