@@ -196,6 +196,7 @@ SignatureIndex::~SignatureIndex() {
   std::free(slotIds_);
   std::free(slotAvgl_);
   std::free(slotAlive_);
+  ReleaseFreedHeapPages();
 }
 
 void SignatureIndex::FreeLists() {
