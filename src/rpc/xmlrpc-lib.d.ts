@@ -7,6 +7,7 @@ declare module 'xmlrpc/lib/deserializer.js' {
   }
 }
 declare module 'xmlrpc/lib/serializer.js' {
+  export function serializeMethodCall(method: string, params: unknown[], encoding?: string): string;
   export function serializeMethodResponse(value: unknown): string;
   export function serializeFault(fault: { faultCode: number; faultString: string }): string;
 }

@@ -1,0 +1,512 @@
+/**
+ * Cluster benchmark: starts real clusters (launch-cluster.ts, nginx in front) on
+ * loopback and measures query throughput and latency by reader count and database
+ * size, read-after-write freshness, ingestion, memory and retrieval quality. Writes
+ * bench-out/cluster-report.json, the "Cluster" section of BENCHMARKS.md and
+ * docs/bench-cluster.svg.
+ *
+ *   npm run bench              full run (about 10 minutes on 2 cores)
+ *   npm run bench -- --quick   10k images, 1 and 2 readers, short runs (under 3 minutes)
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import sharp from 'sharp';
+import xmlrpc from 'xmlrpc';
+import { serializeMethodCall } from 'xmlrpc/lib/serializer.js';
+import { loadEngine } from '../src/engine.ts';
+import { decodeToRgb128 } from '../src/image/decode.ts';
+import type { Signature } from '../src/signature/types.ts';
+import { WriterStore } from '../src/store/writer-store.ts';
+import { loadCorpusSources, variantSignatures } from './lib/variant-signatures.ts';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const SHARED = process.env.HAARSEEK_SHARED ?? resolve(ROOT, '../shared');
+const CORPUS = join(SHARED, 'corpus/dev');
+const OUT = join(ROOT, 'bench-out');
+const QUICK = process.argv.includes('--quick');
+const HOST = '127.0.0.1';
+const DB_ID = 1;
+const DISTRACTOR_BASE_ID = 1_000_000;
+
+const plan = QUICK
+  ? { sizes: [10_000], readers: [1, 2], seconds: 6, freshnessSize: 10_000, freshnessAdds: 30, memorySizes: [10_000], ingestImages: 24 }
+  : { sizes: [10_000, 100_000], readers: [1, 2, 4], seconds: 12, freshnessSize: 100_000, freshnessAdds: 80, memorySizes: [100_000, 1_000_000], ingestImages: 60 };
+
+const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+
+// ---------------------------------------------------------------- data
+
+function csv(file: string): string[][] {
+  return readFileSync(join(CORPUS, file), 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
+}
+
+const engine = loadEngine();
+
+/** The originals' signatures as addImgBlob would store them (ids 1..318). */
+async function originalSignatures(): Promise<Array<{ imageId: number; width: number; height: number; sig: Signature }>> {
+  const out = [];
+  for (const [id, file] of csv('manifest.csv')) {
+    const decoded = await decodeToRgb128(readFileSync(join(CORPUS, file)));
+    out.push({ imageId: Number(id), width: decoded.width, height: decoded.height, sig: engine.signatures.signatureFromRgb(decoded.rgb) });
+  }
+  return out;
+}
+
+/**
+ * A database file of `size` images: the 318 corpus originals plus distractors made
+ * from them (image-level crops, shifts, recolourings and mixes for the first 5,000,
+ * signature-level perturbations of those beyond). Cached under bench-out/.
+ */
+async function databaseOf(size: number, originals: Awaited<ReturnType<typeof originalSignatures>>): Promise<string> {
+  const dir = join(OUT, `db-${size}`);
+  const file = join(dir, 'haarseek.db');
+  const done = join(dir, 'complete');
+  if (existsSync(done)) return file;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const started = Date.now();
+  const store = WriterStore.open(file);
+  store.createSpace(DB_ID);
+  store.putImages(DB_ID, originals);
+  const distractors = size - originals.length;
+  if (distractors > 0) {
+    const sources = await loadCorpusSources(join(CORPUS, 'originals'));
+    const set = await variantSignatures({ count: distractors, imageVariants: Math.min(distractors, 5000), engine: engine.signatures, seed: 7, sources });
+    for (let start = 0; start < distractors; start += 5000) {
+      const batch = [];
+      for (let i = start; i < Math.min(distractors, start + 5000); i++) batch.push({ imageId: DISTRACTOR_BASE_ID + i, width: 512, height: 512, sig: set.at(i) });
+      store.putImages(DB_ID, batch);
+    }
+  }
+  store.close();
+  writeFileSync(done, '');
+  log(`built ${size}-image database in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return file;
+}
+
+// ---------------------------------------------------------------- cluster
+
+interface Cluster {
+  child: ChildProcess;
+  dataDir: string;
+  front: string;
+  writer: string;
+  writerPort: number;
+  readerPorts: number[];
+}
+
+let nextPortBlock = 42_000;
+
+async function startCluster(dbFile: string, readers: number, extra: string[] = []): Promise<Cluster> {
+  const dataDir = join(OUT, `run-${process.pid}-${nextPortBlock}`);
+  rmSync(dataDir, { recursive: true, force: true });
+  mkdirSync(dataDir, { recursive: true });
+  copyFileSync(dbFile, join(dataDir, 'haarseek.db'));
+  const frontPort = nextPortBlock;
+  const writerPort = nextPortBlock + 1;
+  const readerBase = nextPortBlock + 10;
+  nextPortBlock += 20;
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(ROOT, 'launch-cluster.ts'), '--data', dataDir, '--readers', String(readers), '--port', String(frontPort),
+      '--writer-port', String(writerPort), '--reader-base-port', String(readerBase), '--log-level', 'warn', '--allow-dir', OUT, ...extra],
+    { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  const deadline = Date.now() + 180_000;
+  while (!err.includes('haarseek cluster is up')) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`cluster did not start: ${err}`);
+    await sleep(100);
+  }
+  return {
+    child,
+    dataDir,
+    front: `http://${HOST}:${frontPort}/RPC`,
+    writer: `http://${HOST}:${writerPort}/RPC`,
+    writerPort,
+    readerPorts: Array.from({ length: readers }, (_, i) => readerBase + i),
+  };
+}
+
+async function stopCluster(cluster: Cluster): Promise<void> {
+  if (cluster.child.exitCode === null) {
+    const exited = new Promise((r) => cluster.child.once('exit', r));
+    cluster.child.kill('SIGTERM');
+    const timer = setTimeout(() => cluster.child.kill('SIGKILL'), 30_000);
+    await exited;
+    clearTimeout(timer);
+  }
+  rmSync(cluster.dataDir, { recursive: true, force: true });
+}
+
+async function health(port: number): Promise<Record<string, any>> {
+  return (await (await fetch(`http://${HOST}:${port}/health`)).json()) as Record<string, any>;
+}
+
+function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+function nginxPids(dataDir: string): number[] {
+  const table = execFileSync('ps', ['-eo', 'pid,ppid,args'], { encoding: 'utf8' }).trim().split('\n').slice(1);
+  const rows = table.map((l) => l.trim().split(/\s+/)).map(([pid, ppid, ...args]) => ({ pid: Number(pid), ppid: Number(ppid), args: args.join(' ') }));
+  const masters = rows.filter((r) => r.args.startsWith('nginx: master') && r.args.includes(dataDir)).map((r) => r.pid);
+  return [...masters, ...rows.filter((r) => masters.includes(r.ppid)).map((r) => r.pid)];
+}
+
+function rpc(url: string): (method: string, ...params: unknown[]) => Promise<any> {
+  const client = xmlrpc.createClient(url);
+  return (method, ...params) => new Promise((res, rej) => client.methodCall(method, params, (e: unknown, v: unknown) => (e ? rej(e) : res(v))));
+}
+
+// ---------------------------------------------------------------- measurements
+
+const queryFiles = csv('truth.csv').filter(([, d]) => d !== 'flip').map(([q]) => join(CORPUS, q));
+
+function queryBodies(count: number): Buffer[] {
+  const step = Math.max(1, Math.floor(queryFiles.length / count));
+  return queryFiles.filter((_, i) => i % step === 0).slice(0, count).map((f) => Buffer.from(serializeMethodCall('queryImgBlob', [DB_ID, readFileSync(f), 10])));
+}
+
+interface LoadResult {
+  requestsPerSec: number;
+  p50: number;
+  p99: number;
+  requests: number;
+  failed: number;
+}
+
+async function load(url: string, bodies: Buffer[], opts: { seconds: number; connections: number; overallRate?: number }): Promise<LoadResult> {
+  let faults = 0;
+  const requests = bodies.map((body) => ({
+    method: 'POST' as const,
+    path: new URL(url).pathname,
+    headers: { 'content-type': 'text/xml' },
+    body,
+    onResponse: (status: number, text: string) => {
+      if (status === 200 && text.includes('<fault>')) faults++;
+    },
+  }));
+  const result = await autocannon({
+    url,
+    connections: opts.connections,
+    duration: opts.seconds,
+    overallRate: opts.overallRate,
+    requests,
+    timeout: 30,
+  });
+  return {
+    requestsPerSec: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    requests: result.requests.total,
+    failed: faults + result.non2xx + result.errors + result.timeouts,
+  };
+}
+
+interface ThroughputRow extends LoadResult {
+  size: number;
+  readers: number;
+  cpu: { nginx: number; loadGenerator: number; readers: number; writer: number; wall: number };
+}
+
+async function throughput(size: number, readers: number, dbFile: string, bodies: Buffer[]): Promise<{ row: ThroughputRow; cluster: Cluster }> {
+  const cluster = await startCluster(dbFile, readers);
+  // Warm-up: every reader decodes and queries a few times.
+  await load(cluster.front, bodies, { seconds: 2, connections: 4 });
+  const readerPids = await Promise.all(cluster.readerPorts.map(async (p) => (await health(p)).pid as number));
+  const writerPid = (await health(cluster.writerPort)).pid as number;
+  const ngx = nginxPids(cluster.dataDir);
+  const before = { nginx: sum(ngx.map(cpuSeconds)), readers: sum(readerPids.map(cpuSeconds)), writer: cpuSeconds(writerPid), self: process.cpuUsage(), wall: Date.now() };
+  const result = await load(cluster.front, bodies, { seconds: plan.seconds, connections: 2 * readers + 2 });
+  const selfCpu = process.cpuUsage(before.self);
+  const row: ThroughputRow = {
+    size,
+    readers,
+    ...result,
+    cpu: {
+      nginx: sum(ngx.map(cpuSeconds)) - before.nginx,
+      loadGenerator: (selfCpu.user + selfCpu.system) / 1e6,
+      readers: sum(readerPids.map(cpuSeconds)) - before.readers,
+      writer: cpuSeconds(writerPid) - before.writer,
+      wall: (Date.now() - before.wall) / 1000,
+    },
+  };
+  log(`size ${size}, ${readers} reader(s): ${row.requestsPerSec.toFixed(1)} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, ${row.failed} failed`);
+  return { row, cluster };
+}
+
+async function freshness(dbFile: string, adds: number): Promise<Record<string, number>> {
+  const cluster = await startCluster(dbFile, 2);
+  try {
+    const writer = rpc(cluster.writer);
+    const front = rpc(cluster.front);
+    const images = csv('manifest.csv').slice(0, adds).map(([, f]) => readFileSync(join(CORPUS, f)));
+    const lags: number[] = [];
+    const bgBodies = queryBodies(40);
+    const writes = (async () => {
+      await sleep(1000);
+      for (let i = 0; i < adds; i++) {
+        const id = 5_000_000 + i;
+        await writer('addImgBlob', DB_ID, id, images[i]);
+        const acked = performance.now();
+        while (!(await front('isImgOnDb', DB_ID, id))) {
+          if (performance.now() - acked > 10_000) throw new Error(`image ${id} never appeared`);
+        }
+        lags.push(performance.now() - acked);
+      }
+    })();
+    const seconds = Math.ceil(adds / 8) + 3;
+    const [bg] = await Promise.all([load(cluster.front, bgBodies, { seconds, connections: 2, overallRate: 20 }), writes]);
+    lags.sort((a, b) => a - b);
+    return { p50: pct(lags, 50), p99: pct(lags, 99), max: lags[lags.length - 1], adds: lags.length, backgroundRequests: bg.requests, backgroundFailed: bg.failed };
+  } finally {
+    await stopCluster(cluster);
+  }
+}
+
+async function ingestion(dbFile: string, count: number): Promise<Record<string, number>> {
+  const dir = join(OUT, 'ingest-1mp');
+  mkdirSync(dir, { recursive: true });
+  const files = csv('manifest.csv').slice(0, count);
+  const blobs: Buffer[] = [];
+  for (const [id, file] of files) {
+    const target = join(dir, `${7_000_000 + Number(id)}.jpg`);
+    if (!existsSync(target)) await sharp(join(CORPUS, file)).resize(1155, 866, { fit: 'fill' }).jpeg({ quality: 90 }).toFile(target);
+    blobs.push(readFileSync(target));
+  }
+  const cluster = await startCluster(dbFile, 1);
+  try {
+    const writer = rpc(cluster.writer);
+    let next = 0;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        for (let i = next++; i < blobs.length; i = next++) await writer('addImgBlob', DB_ID, 6_000_000 + i, blobs[i]);
+      }),
+    );
+    const blobSeconds = (performance.now() - started) / 1000;
+    const dirStarted = performance.now();
+    const added = await writer('addDir', DB_ID, dir, false);
+    const dirSeconds = (performance.now() - dirStarted) / 1000;
+    return { blobImagesPerSec: blobs.length / blobSeconds, addDirImagesPerSec: added / dirSeconds, images: blobs.length, addDirAdded: added };
+  } finally {
+    await stopCluster(cluster);
+  }
+}
+
+async function recall(url: string): Promise<Record<string, { at1: number; at10: number }>> {
+  const client = rpc(url);
+  const rows = csv('truth.csv');
+  const table: Record<string, { hit1: number; hit10: number; n: number }> = {};
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      for (let i = next++; i < rows.length; i = next++) {
+        const [query, distortion, expected] = rows[i];
+        const results: Array<[number, number]> = await client('queryImgBlob', DB_ID, readFileSync(join(CORPUS, query)), 10);
+        const row = (table[distortion] ??= { hit1: 0, hit10: 0, n: 0 });
+        row.n++;
+        if (results[0]?.[0] === Number(expected)) row.hit1++;
+        if (results.some(([id]) => id === Number(expected))) row.hit10++;
+      }
+    }),
+  );
+  return Object.fromEntries(Object.entries(table).map(([d, r]) => [d, { at1: r.hit1 / r.n, at10: r.hit10 / r.n }]));
+}
+
+async function memory(size: number, dbFile: string): Promise<Record<string, number>> {
+  const cluster = await startCluster(dbFile, 2, ['--no-nginx']);
+  try {
+    const w = await health(cluster.writerPort);
+    const readers = await Promise.all(cluster.readerPorts.map((p) => health(p)));
+    return {
+      size,
+      writerRssMiB: rssMiB(w.pid),
+      readerRssMiB: readers.reduce((m, r) => Math.max(m, rssMiB(r.pid)), 0),
+      readerFullLoadMs: Math.max(...readers.map((r) => r.lastFullLoadMs as number)),
+    };
+  } finally {
+    await stopCluster(cluster);
+  }
+}
+
+// ---------------------------------------------------------------- report
+
+function sum(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0);
+}
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+function chart(rows: ThroughputRow[]): string {
+  const w = 720, h = 300, pad = 50;
+  const sizes = [...new Set(rows.map((r) => r.size))];
+  const readers = [...new Set(rows.map((r) => r.readers))];
+  const maxRps = Math.max(...rows.map((r) => r.requestsPerSec)) * 1.15;
+  const maxLat = Math.max(...rows.map((r) => r.p99)) * 1.15;
+  const x = (n: number) => pad + (readers.indexOf(n) / Math.max(1, readers.length - 1)) * (w / 2 - 2 * pad);
+  const panel = (offset: number, title: string, value: (r: ThroughputRow) => number, max: number, unit: string, dash = '') =>
+    sizes
+      .map((size, si) => {
+        const colour = ['#1f77b4', '#d62728', '#2ca02c'][si % 3];
+        const pts = rows.filter((r) => r.size === size).map((r) => `${offset + x(r.readers)},${h - pad - (value(r) / max) * (h - 2 * pad)}`);
+        return `<polyline fill="none" stroke="${colour}" stroke-width="2" ${dash} points="${pts.join(' ')}"/>` +
+          pts.map((p) => `<circle cx="${p.split(',')[0]}" cy="${p.split(',')[1]}" r="3" fill="${colour}"/>`).join('') +
+          `<text x="${offset + w / 2 - 2 * pad}" y="${pad + 14 * si}" font-size="11" fill="${colour}" text-anchor="end">${size.toLocaleString('en')} images</text>`;
+      })
+      .join('') +
+      `<text x="${offset + w / 4}" y="20" font-size="13" text-anchor="middle">${title}</text>` +
+      `<line x1="${offset + pad}" y1="${h - pad}" x2="${offset + w / 2 - pad}" y2="${h - pad}" stroke="#333"/>` +
+      `<line x1="${offset + pad}" y1="${pad}" x2="${offset + pad}" y2="${h - pad}" stroke="#333"/>` +
+      readers.map((n) => `<text x="${offset + x(n)}" y="${h - pad + 16}" font-size="11" text-anchor="middle">${n}</text>`).join('') +
+      `<text x="${offset + w / 4}" y="${h - 12}" font-size="11" text-anchor="middle">readers</text>` +
+      `<text x="${offset + pad - 6}" y="${pad}" font-size="10" text-anchor="end">${max.toFixed(0)} ${unit}</text>`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif">` +
+    `<rect width="${w}" height="${h}" fill="#fff"/>` +
+    panel(0, 'queryImgBlob throughput (req/s)', (r) => r.requestsPerSec, maxRps, 'req/s') +
+    panel(w / 2, 'latency p50 (solid) and p99 (dashed), ms', (r) => r.p50, maxLat, 'ms') +
+    panel(w / 2, '', (r) => r.p99, maxLat, 'ms', 'stroke-dasharray="4 3"') +
+    '</svg>\n';
+}
+
+function markdown(report: Record<string, any>, command: string): string {
+  const t: ThroughputRow[] = report.throughput;
+  const lines = [
+    '## Cluster',
+    '',
+    `Command: \`${command}\` (${report.mode} mode, ${report.date}). Machine: ${report.machine.cores} cores (${report.machine.cpu}), ${report.machine.memoryGiB} GiB; nginx, the load generator (autocannon, in the benchmark process) and the cluster share these cores.`,
+    '',
+    '**How to read this.** Every figure comes from a real cluster started by `launch-cluster.ts` on loopback: nginx in front, one writer, N readers. Queries are `queryImgBlob` calls with real JPEG queries from the dev corpus (so each includes decode, resize and the Haar transform), numres 10. Databases hold the 318 corpus originals plus distractors made from them (image-level crops, shifts, recolourings and mixes for the first 5,000, signature-level perturbations of those beyond), written straight into SQLite before the cluster starts. Throughput is autocannon\'s mean over the run; latency percentiles are per request. "CPU" columns are CPU-seconds used during the run by nginx, by the load generator, and by all readers, against the run\'s wall time: on 2 cores, 2 readers can only double throughput if nginx and the load generator leave them the cores.',
+    '',
+    '### Query throughput and latency through nginx',
+    '',
+    '| images | readers | req/s | p50 ms | p99 ms | requests | failed | CPU s: readers | nginx | load gen | wall s |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...t.map((r) => `| ${r.size.toLocaleString('en')} | ${r.readers} | ${r.requestsPerSec.toFixed(1)} | ${r.p50} | ${r.p99} | ${r.requests} | ${r.failed} | ${r.cpu.readers.toFixed(1)} | ${r.cpu.nginx.toFixed(1)} | ${r.cpu.loadGenerator.toFixed(1)} | ${r.cpu.wall.toFixed(1)} |`),
+    '',
+    ...[...new Set(t.map((r) => r.size))].map((size) => {
+      const one = t.find((r) => r.size === size && r.readers === 1);
+      const two = t.find((r) => r.size === size && r.readers === 2);
+      return one && two ? `Scaling at ${size.toLocaleString('en')} images: 2 readers give ${(two.requestsPerSec / one.requestsPerSec).toFixed(2)}x the throughput of 1 (floor: 1.5x).` : '';
+    }),
+    '',
+    '![throughput and latency against readers](docs/bench-cluster.svg)',
+    '',
+    `### Read-after-write freshness (${report.freshness.size.toLocaleString('en')} images, 2 readers, background query load)`,
+    '',
+    'Time from `addImgBlob`\'s reply (writer) to the first answer through the front that contains the new id (`isImgOnDb`, polled back to back).',
+    '',
+    '| adds | p50 ms | p99 ms | max ms | background queries | background failed |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| ${report.freshness.adds} | ${report.freshness.p50.toFixed(1)} | ${report.freshness.p99.toFixed(1)} | ${report.freshness.max.toFixed(1)} | ${report.freshness.backgroundRequests} | ${report.freshness.backgroundFailed} |`,
+    '',
+    `### Ingestion (1-megapixel JPEGs, ${report.machine.cores} CPUs)`,
+    '',
+    '| path | images/s |',
+    '| --- | ---: |',
+    `| addImgBlob, 4 concurrent clients, ${report.ingestion.images} images | ${report.ingestion.blobImagesPerSec.toFixed(1)} |`,
+    `| addDir (bulk path: parallel decodes, batched commits), ${report.ingestion.addDirAdded} images | ${report.ingestion.addDirImagesPerSec.toFixed(1)} |`,
+    '',
+    '### Memory (RSS) and reader load time',
+    '',
+    'Databases written directly into SQLite by the benchmark (the bulk import path), then a cluster of one writer and 2 readers started on them.',
+    '',
+    '| images | writer RSS MiB | reader RSS MiB (largest) | reader full load ms |',
+    '| ---: | ---: | ---: | ---: |',
+    ...report.memory.map((m: Record<string, number>) => `| ${m.size.toLocaleString('en')} | ${m.writerRssMiB.toFixed(0)} | ${m.readerRssMiB.toFixed(0)} | ${m.readerFullLoadMs} |`),
+    '',
+    '### Retrieval quality through the cluster',
+    '',
+    '| distortion | recall@1 (318 originals) | recall@10 | recall@1 (+ distractors, ' + report.recallDistractorSize.toLocaleString('en') + ' images) | recall@10 |',
+    '| --- | ---: | ---: | ---: | ---: |',
+    ...Object.keys(report.recall.plain).map((d) => `| ${d}${d === 'flip' ? ' (reported, not a goal)' : ''} | ${report.recall.plain[d].at1.toFixed(3)} | ${report.recall.plain[d].at10.toFixed(3)} | ${report.recall.distractors[d].at1.toFixed(3)} | ${report.recall.distractors[d].at10.toFixed(3)} |`),
+    '',
+  ];
+  return lines.join('\n');
+}
+
+function writeSection(section: string): void {
+  const file = join(ROOT, 'BENCHMARKS.md');
+  const start = '<!-- cluster:start -->';
+  const end = '<!-- cluster:end -->';
+  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
+  const block = `${start}\n${section}\n${end}`;
+  text = text.includes(start) ? text.replace(new RegExp(`${start}[\\s\\S]*${end}`), block) : `${text.trimEnd()}\n\n${block}\n`;
+  writeFileSync(file, text);
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  mkdirSync(OUT, { recursive: true });
+  for (const stale of readdirSync(OUT).filter((f) => f.startsWith('run-'))) rmSync(join(OUT, stale), { recursive: true, force: true });
+  log(`${QUICK ? 'quick' : 'full'} run, engine ${engine.name}`);
+  const originals = await originalSignatures();
+  const plainDb = await databaseOf(originals.length, originals);
+  const dbs = new Map<number, string>();
+  for (const size of new Set([...plan.sizes, plan.freshnessSize, ...plan.memorySizes])) dbs.set(size, await databaseOf(size, originals));
+
+  const bodies = queryBodies(200);
+  const rows: ThroughputRow[] = [];
+  let distractorRecall: Awaited<ReturnType<typeof recall>> | null = null;
+  for (const size of plan.sizes) {
+    for (const readers of plan.readers) {
+      const { row, cluster } = await throughput(size, readers, dbs.get(size)!, bodies);
+      rows.push(row);
+      try {
+        if (size === plan.sizes[0] && readers === 2) distractorRecall = await recall(cluster.front);
+      } finally {
+        await stopCluster(cluster);
+      }
+    }
+  }
+  log('recall without distractors');
+  const plainCluster = await startCluster(plainDb, 2);
+  const plainRecall = await recall(plainCluster.front).finally(() => stopCluster(plainCluster));
+  log('freshness');
+  const fresh = await freshness(dbs.get(plan.freshnessSize)!, plan.freshnessAdds);
+  log(`freshness p50 ${fresh.p50.toFixed(1)} ms, p99 ${fresh.p99.toFixed(1)} ms`);
+  log('ingestion');
+  const ingest = await ingestion(plainDb, plan.ingestImages);
+  log('memory');
+  const mem = [];
+  for (const size of plan.memorySizes) mem.push(await memory(size, dbs.get(size)!));
+
+  const report = {
+    mode: QUICK ? 'quick' : 'full',
+    date: new Date().toISOString().slice(0, 10),
+    engine: engine.name,
+    machine: { cores: availableParallelism(), cpu: cpus()[0]?.model.trim(), memoryGiB: Math.round(totalmem() / 2 ** 30) },
+    throughput: rows,
+    freshness: { size: plan.freshnessSize, ...fresh },
+    ingestion: ingest,
+    memory: mem,
+    recall: { plain: plainRecall, distractors: distractorRecall! },
+    recallDistractorSize: plan.sizes[0],
+    runSeconds: (Date.now() - started) / 1000,
+  };
+  writeFileSync(join(OUT, 'cluster-report.json'), `${JSON.stringify(report, null, 1)}\n`);
+  mkdirSync(join(ROOT, 'docs'), { recursive: true });
+  writeFileSync(join(ROOT, 'docs/bench-cluster.svg'), chart(rows));
+  writeSection(markdown(report, QUICK ? 'npm run bench -- --quick' : 'npm run bench'));
+  log(`done in ${report.runSeconds.toFixed(0)} s; report in bench-out/cluster-report.json and BENCHMARKS.md`);
+}
+
+await main();
