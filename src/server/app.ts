@@ -22,7 +22,7 @@ export interface RunningServer {
 
 /** Starts a writer or a reader: storage, index, XML-RPC routes and /health. */
 export async function startServer(config: ServerConfig, log: Logger, ring: LogRing, requestShutdown: () => void): Promise<RunningServer> {
-  const engine = loadEngine();
+  const engine = loadEngine(log);
   const catalog = new IndexCatalog(() => engine.createIndex());
   const dbPath = databasePath(config.dataDir);
   const allowedDirs = config.allowedDirs.map((d) => resolve(d));
