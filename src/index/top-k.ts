@@ -21,6 +21,11 @@ export class TopK {
     return score < worst || (score === worst && id < this.ids[0]);
   }
 
+  /** The score an entry must not exceed to get in; Infinity until k are kept. */
+  worstScore(): number {
+    return this.size < this.k ? Infinity : this.scores[0];
+  }
+
   /** Call only after wouldAccept returned true. */
   push(score: number, id: number): void {
     const scores = this.scores;
