@@ -10,7 +10,7 @@
  * in the "Engine" section of BENCHMARKS.md.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -21,6 +21,7 @@ import { decodeToRgb128 } from '../src/image/decode.ts';
 import { loadNativeAddon } from '../src/signature/native-loader.ts';
 import { CHANNELS, SIGNATURE_LENGTH } from '../src/signature/types.ts';
 import { DEFAULT_CORPUS_DIR, SignatureSet, loadCorpusSources, shrinkSource, variantSignatures } from './lib/variant-signatures.ts';
+import { writeBenchmarkSection } from './lib/benchmarks-md.ts';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const ROOT = join(SCRIPT, '..', '..');
@@ -302,15 +303,7 @@ How it was measured:
   console.log(section);
   if (args.includes('--write')) {
     const path = join(ROOT, 'BENCHMARKS.md');
-    let doc = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n';
-    const start = doc.indexOf('\n## Engine\n');
-    if (start >= 0) {
-      const next = doc.indexOf('\n## ', start + 1);
-      doc = doc.slice(0, start + 1) + section + (next >= 0 ? doc.slice(next) : '');
-    } else {
-      doc = `${doc.trimEnd()}\n\n${section}`;
-    }
-    writeFileSync(path, doc);
+    writeBenchmarkSection(path, 'engine', section);
     log(`wrote the Engine section of ${path}`);
   }
 }

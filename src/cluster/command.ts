@@ -7,6 +7,7 @@ import { ClusterLockedError, Supervisor } from './supervisor.ts';
 
 interface ClusterOptions {
   readers: number;
+  pinReaders?: boolean;
   data: string;
   host: string;
   port: number;
@@ -27,6 +28,7 @@ export function configureClusterCommand(command: Command): Command {
   return command
     .description('run a haarseek cluster: one writer, N readers and an nginx front, supervised')
     .option('--readers <n>', 'reader processes', parsePositiveInt, availableParallelism())
+    .option('--pin-readers', 'pin reader i to CPU i (taskset): each reader, its decode threads included, on one core of its own')
     .option('--data <dir>', 'data directory holding haarseek.db', DEFAULTS.dataDir)
     .option('--host <host>', 'address every process listens on', DEFAULTS.host)
     .option('--port <port>', 'nginx front port (reads, and writes forwarded)', parsePositiveInt, DEFAULTS.frontPort)
@@ -54,6 +56,7 @@ export function configureClusterCommand(command: Command): Command {
           writerPort: opts.writerPort,
           readerBasePort: opts.readerBasePort,
           readers: opts.readers,
+          pinReaders: opts.pinReaders === true,
           nginx: opts.nginx,
           allowDirs: opts.allowDir,
           logLevel: opts.logLevel,

@@ -8,6 +8,10 @@ export interface InstanceSpec {
   port: number;
   /** Full argv after the node binary. */
   args: string[];
+  /** Run the process, all its threads included, on this CPU only (through taskset). */
+  cpu?: number;
+  /** taskset's path, when cpu is set. */
+  taskset?: string;
 }
 
 export interface RestartPolicy {
@@ -62,14 +66,19 @@ export class Instance {
     // Its own process group: a Ctrl-C meant for the supervisor does not reach the child
     // directly, so the supervisor can stop everything in order. HAARSEEK_SUPERVISED
     // makes the child exit if the supervisor itself dies.
-    const child = spawn(process.execPath, this.spec.args, {
+    const pinned = this.spec.cpu !== undefined && this.spec.taskset !== undefined;
+    // taskset execs node in place, so the pid is node's and signals reach it.
+    const [command, args] = pinned
+      ? [this.spec.taskset!, ['-c', String(this.spec.cpu), process.execPath, ...this.spec.args]]
+      : [process.execPath, this.spec.args];
+    const child = spawn(command, args, {
       stdio: ['ignore', 'inherit', 'inherit'],
       detached: true,
       env: { ...process.env, HAARSEEK_SUPERVISED: String(process.pid) },
     });
     this.child = child;
     this.setState('starting');
-    this.log.info({ instance: this.spec.name, pid: child.pid, port: this.spec.port }, 'started');
+    this.log.info({ instance: this.spec.name, pid: child.pid, port: this.spec.port, cpu: pinned ? this.spec.cpu : undefined }, 'started');
     child.once('exit', (code, signal) => this.onExit(child, code, signal));
   }
 

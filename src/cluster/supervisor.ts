@@ -1,4 +1,6 @@
-import { mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import lockfile from 'proper-lockfile';
@@ -15,6 +17,8 @@ export interface ClusterConfig {
   writerPort: number;
   readerBasePort: number;
   readers: number;
+  /** Pin reader i to CPU i mod the CPU count (taskset), one core per reader process. */
+  pinReaders: boolean;
   nginx: boolean;
   allowDirs: string[];
   logLevel: string;
@@ -24,6 +28,13 @@ export interface ClusterConfig {
   healthIntervalMs: number;
   stopBoundMs: number;
   policy: RestartPolicy;
+}
+
+function findTaskset(): string | null {
+  for (const candidate of ['taskset', '/usr/bin/taskset']) {
+    if (spawnSync(candidate, ['-V'], { stdio: 'ignore' }).status === 0) return candidate;
+  }
+  return null;
 }
 
 export class ClusterLockedError extends Error {
@@ -57,9 +68,13 @@ export class Supervisor {
       args: [CLI, 'serve', '--role', role, '--port', String(port), ...common, ...extra],
     });
     this.writer = new Instance(spec('writer', 'writer', config.writerPort, []), config.policy, log, onState);
+    const taskset = config.pinReaders ? findTaskset() : null;
+    if (config.pinReaders && !taskset) log.warn('--pin-readers: taskset not found (util-linux); readers run unpinned');
     for (let i = 0; i < config.readers; i++) {
       const port = config.readerBasePort + i;
-      this.readers.push(new Instance(spec('reader', `reader-${i + 1}`, port, ['--writer-url', this.writerUrl]), config.policy, log, onState));
+      const reader = spec('reader', `reader-${i + 1}`, port, ['--writer-url', this.writerUrl]);
+      if (taskset) Object.assign(reader, { taskset, cpu: i % availableParallelism() });
+      this.readers.push(new Instance(reader, config.policy, log, onState));
     }
   }
 
@@ -73,6 +88,7 @@ export class Supervisor {
 
   async start(): Promise<void> {
     mkdirSync(this.config.dataDir, { recursive: true });
+    this.warnOfEphemeralPorts();
     const lockTarget = join(resolve(this.config.dataDir), 'cluster');
     try {
       this.releaseLock = await lockfile.lock(this.config.dataDir, { realpath: false, lockfilePath: `${lockTarget}.lock`, stale: 10_000, update: 2_000 });
@@ -126,6 +142,25 @@ export class Supervisor {
 
   status(): Array<{ name: string; state: string; port: number; pid?: number; restarts: number }> {
     return [this.writer, ...this.readers].map((i) => ({ name: i.spec.name, state: i.state, port: i.spec.port, pid: i.pid, restarts: i.restarts }));
+  }
+
+  /**
+   * Outgoing connections (nginx to the readers, clients, health checks) take their
+   * source ports from the ephemeral range; a listening port of ours inside it can be
+   * held by one of them while its process restarts, and the restart then fails.
+   */
+  private warnOfEphemeralPorts(): void {
+    let range: number[];
+    try {
+      range = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    } catch {
+      return;
+    }
+    const ports = [this.config.frontPort, this.config.writerPort, ...this.readers.map((r) => r.spec.port)];
+    const inside = ports.filter((p) => p >= range[0] && p <= range[1]);
+    if (inside.length > 0) {
+      this.log.warn({ ports: inside, ephemeralRange: `${range[0]}-${range[1]}` }, 'ports inside the ephemeral port range: a restarting process can find its port held by an outgoing connection; choose ports below that range');
+    }
   }
 
   private async checkHealth(): Promise<void> {

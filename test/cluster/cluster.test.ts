@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -8,9 +9,23 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { original, originalPath } from '../helpers/corpus.ts';
 import { REPO_ROOT } from '../helpers/paths.ts';
 import { type ClusterProcess, NGINX_INSTALLED, pidOf, processesUsing, startCluster, stopCluster, waitFor } from '../helpers/cluster.ts';
-import { rpcClient, tempDataDir } from '../helpers/server.ts';
+import { isFree, rpcClient, tempDataDir } from '../helpers/server.ts';
 
 const run = promisify(execFile);
+
+/** The CPU list every thread of a process may run on (one entry per distinct list). */
+function cpusAllowed(pid: number): string[] {
+  const lists = readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+    return /^Cpus_allowed_list:\s*(\S+)/m.exec(status)![1];
+  });
+  return [...new Set(lists)];
+}
+
+async function freeEphemeralPort(from: number): Promise<number> {
+  for (let port = from + 1000; port < from + 2000; port++) if (await isFree(port)) return port;
+  throw new Error('no free port in the ephemeral range');
+}
 
 if (!NGINX_INSTALLED) process.stdout.write('cluster tests skipped: nginx not installed\n');
 
@@ -160,6 +175,31 @@ describe.skipIf(!NGINX_INSTALLED)('the cluster behind nginx', () => {
     } finally {
       blocker.close();
     }
+  });
+
+  it('--pin-readers: each reader, all its threads, on a CPU of its own, again after a kill -9; the cluster serves', async () => {
+    const cluster = await startCluster(tempDataDir(), { extraArgs: ['--pin-readers'] });
+    clusters.push(cluster);
+    const front = rpcClient(cluster.frontUrl);
+    for (let id = 1; id <= 3; id++) expect(await front('addImgBlob', 1, id, original(id))).toBe(1);
+    expect((await front('queryImgBlob', 1, original(2), 1))[0][0]).toBe(2);
+    const cpus = Math.min(cluster.readerPorts.length, availableParallelism());
+    const allowed = async (port: number) => cpusAllowed(await pidOf(port));
+    for (let i = 0; i < cpus; i++) expect(await allowed(cluster.readerPorts[i])).toEqual([String(i)]);
+
+    const pid = await pidOf(cluster.readerPorts[0]);
+    process.kill(pid, 'SIGKILL');
+    await waitFor(async () => (await pidOf(cluster.readerPorts[0]).catch(() => pid)) !== pid, 20_000, () => `reader not restarted:\n${cluster.output()}`);
+    expect(await allowed(cluster.readerPorts[0])).toEqual(['0']);
+  });
+
+  it('warns when its ports lie inside the ephemeral port range', async () => {
+    const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    const port = await freeEphemeralPort(low);
+    const cluster = await startCluster(tempDataDir(), { readers: 1, extraArgs: ['--no-nginx', '--writer-port', String(port)], waitUp: false });
+    clusters.push(cluster);
+    await waitFor(() => cluster.output().includes('ephemeral port range'), 20_000, () => `no warning:\n${cluster.output()}`, cluster.child);
+    expect(cluster.output()).toContain(String(port));
   });
 
   it('SIGTERM: the supervisor exits 0 and leaves no process behind', async () => {

@@ -1,9 +1,8 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { findNginx } from '../../src/cluster/nginx.ts';
-import { freePort } from './server.ts';
+import { freePort, freePortRun } from './server.ts';
 import { REPO_ROOT } from './paths.ts';
 
 export const NGINX_INSTALLED = findNginx() !== null;
@@ -17,25 +16,6 @@ export interface ClusterProcess {
   writerPort: number;
   output: () => string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** A run of `count` free consecutive ports (reader ports are base + i). */
-async function freePortRun(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    let ok = true;
-    for (let i = 0; i < count && ok; i++) ok = await isFree(base + i);
-    if (ok) return base;
-  }
-  throw new Error('no run of free ports');
-}
-
-async function isFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
 }
 
 /** Starts `launch-cluster.ts` as `npm start` does, on free ports; resolves once it says it is up. */

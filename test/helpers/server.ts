@@ -9,15 +9,34 @@ import { REPO_ROOT } from './paths.ts';
 
 export const CLI = join(REPO_ROOT, 'bin/haarseek.js');
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Ports for test servers come from below Linux's ephemeral range (32768 and up):
+ * inside it, an outgoing connection of any process (nginx, a client) can hold a
+ * server's port as its source port, and a restarted server then cannot bind it.
+ */
+const PORT_RANGE = { from: 20_000, to: 32_000 };
+
+export async function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
+}
+
+/** A run of `count` free consecutive ports (cluster reader ports are base + i). */
+export async function freePortRun(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const base = PORT_RANGE.from + Math.floor(Math.random() * (PORT_RANGE.to - PORT_RANGE.from - count));
+    let ok = true;
+    for (let i = 0; i < count && ok; i++) ok = await isFree(base + i);
+    if (ok) return base;
+  }
+  throw new Error('no run of free ports');
+}
+
+export async function freePort(): Promise<number> {
+  return freePortRun(1);
 }
 
 export function tempDataDir(prefix = 'haarseek-test-'): string {
