@@ -87,7 +87,8 @@ export class RpcDispatcher {
   }
 }
 
-function checkArgs(method: string, def: MethodDef, params: unknown[]): unknown[] {
+function checkArgs(method: string, def: MethodDef, raw: unknown[]): unknown[] {
+  const params = def.legacy ? def.legacy(raw) : raw;
   const required = def.params.filter((p) => !('default' in p)).length;
   if (params.length < required || params.length > def.params.length) {
     const expected = required === def.params.length ? `${required}` : `${required} to ${def.params.length}`;

@@ -1,3 +1,4 @@
+import { ParamError } from '../errors.ts';
 import type { ImageService, IskResults } from '../server/image-service.ts';
 import type { ParamSpec } from './params.ts';
 import { XmlRpcDouble } from './wire.ts';
@@ -15,6 +16,8 @@ export interface MethodDef {
   /** Write methods change the database: readers forward them to the writer. */
   write: boolean;
   help: string;
+  /** Rewrites the raw parameters of an older calling form before they are checked. */
+  legacy?(params: unknown[]): unknown[];
   run(ctx: RpcContext, args: any[]): unknown;
 }
 
@@ -33,8 +36,17 @@ function results(list: IskResults): Array<[number, XmlRpcDouble]> {
   return list.map(([id, score]) => [id, new XmlRpcDouble(score)]);
 }
 
-function read(params: ParamSpec[], help: string, run: MethodDef['run']): MethodDef {
-  return { params, write: false, help, run };
+function read(params: ParamSpec[], help: string, run: MethodDef['run'], legacy?: MethodDef['legacy']): MethodDef {
+  return { params, write: false, help, run, legacy };
+}
+
+/**
+ * iskdaemon 0.9.2 had queryImgID(dbId, id, numres=12, fast=False), with no sketch
+ * parameter: a fourth argument sent as an XML-RPC <boolean> is that fast flag. An
+ * <int> there is sketch, as in queryImgBlob.
+ */
+function queryImgIdLegacy(params: unknown[]): unknown[] {
+  return params.length === 4 && typeof params[3] === 'boolean' ? [...params.slice(0, 3), 0, params[3]] : params;
 }
 
 function write(params: ParamSpec[], help: string, run: MethodDef['run']): MethodDef {
@@ -45,7 +57,7 @@ function write(params: ParamSpec[], help: string, run: MethodDef['run']): Method
 export const METHODS: Record<string, MethodDef> = {
   queryImgID: read([dbId, imageId, numres, sketch, fast],
     'queryImgID(dbId, id, numres=12, sketch=0, fast=False): the numres+1 images most similar to stored image id, as [[id, score 0..100], ...], best first (the image itself first).',
-    ({ service }, [db, id, n, sk, f]) => results(service.queryImgID(db, id, n, sk, f))),
+    ({ service }, [db, id, n, sk, f]) => results(service.queryImgID(db, id, n, sk, f)), queryImgIdLegacy),
   queryImgBlob: read([dbId, { name: 'data', type: 'blob' }, numres, sketch, fast],
     'queryImgBlob(dbId, data, numres=12, sketch=0, fast=False): the numres+1 stored images most similar to the image bytes given (base64), as [[id, score], ...].',
     async ({ service }, [db, data, n, sk, f]) => results(await service.queryImgBlob(db, data, n, sk, f))),
@@ -53,8 +65,12 @@ export const METHODS: Record<string, MethodDef> = {
     'queryImgPath(dbId, path, numres=12, sketch=0, fast=False): like queryImgBlob for an image file in an allowed directory.',
     async ({ service }, [db, path, n, sk, f]) => results(await service.queryImgPath(db, path, n, sk, f))),
   addImg: write([dbId, imageId, { name: 'filename', type: 'string' }, { name: 'fileIsUrl', type: 'bool', default: false }],
-    'addImg(dbId, id, filename): adds (or replaces) image id from a file in an allowed directory; returns 1.',
-    ({ service }, [db, id, file]) => service.addImg(db, id, file)),
+    'addImg(dbId, id, filename, fileIsUrl=False): adds (or replaces) image id from a file in an allowed directory; returns 1. URLs are refused: send the bytes with addImgBlob.',
+    ({ service }, [db, id, file, isUrl]) => {
+      // Fetching URLs on a client's word would make the server a request forwarder (SSRF).
+      if (isUrl) throw new ParamError(`addImg does not fetch URLs (${file}): download the image and send its bytes with addImgBlob(dbId, id, data)`);
+      return service.addImg(db, id, file);
+    }),
   addImgBlob: write([dbId, imageId, { name: 'data', type: 'blob' }],
     'addImgBlob(dbId, id, data): adds (or replaces) image id from image bytes (base64); returns 1.',
     ({ service }, [db, id, data]) => service.addImgBlob(db, id, data)),

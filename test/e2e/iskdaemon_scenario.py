@@ -60,6 +60,7 @@ def main():
     check("queryImgID: [id, float score] pairs, best first", None, None,
           ok=all(isinstance(r[1], float) for r in results) and [r[1] for r in results] == sorted((r[1] for r in results), reverse=True))
     check("queryImgID: numres+1 results at most", len(isk.queryImgID(db, 2, 2)), 3)
+    check("queryImgID(dbId, id, numres, fast), iskdaemon 0.9.2's form", isk.queryImgID(db, 2, 3, True), isk.queryImgID(db, 2, 3, 0, True))
     check("queryImgBlob finds the same image", isk.queryImgBlob(db, xmlrpc.client.Binary(data[0]), 3)[0][0], 1)
     check("queryImgBlob with base64 text", isk.queryImgBlob(db, base64.b64encode(data[3]).decode(), 3)[0][0], 4)
     check("queryImgPath", isk.queryImgPath(db, files[1], 3)[0][0], 2)

@@ -33,6 +33,9 @@ describe('iskdaemon API through a reader (writes forwarded)', () => {
     expect(fast[0][0]).toBe(3);
     const sketch: Array<[number, number]> = await r('queryImgID', 1, 3, 2, 1);
     expect(sketch[0][0]).toBe(3);
+    // iskdaemon 0.9.2's form queryImgID(dbId, id, numres, fast): a <boolean> fourth argument is fast.
+    expect(await r('queryImgID', 1, 3, 2, true)).toEqual(fast);
+    expect(fast).not.toEqual(sketch);
   });
 
   it('image facts: dimensions, avgl, diffs', async () => {

@@ -116,6 +116,9 @@ describe('bad input gets a clear fault; the process stays up and nothing stored 
       await expectFault(c('loadDb', 1, '/etc/passwd'), FAULTS.pathNotAllowed);
       await expectFault(c('saveAllDbsAs', '../../escape.db'), FAULTS.pathNotAllowed);
       await expectFault(c('queryImgPath', 1, join(dataDir, 'missing.jpg')), FAULTS.fileError);
+      const byUrl = await expectFault(c('addImg', 1, 51, 'http://example.com/x.jpg', true), FAULTS.invalidParams);
+      expect(byUrl.faultString).toContain('addImgBlob');
+      expect(await c('isImgOnDb', 1, 51)).toBe(false);
     });
 
     it(`${target}: loading a file that is not a haarseek database`, async () => {
