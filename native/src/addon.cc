@@ -63,6 +63,8 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
     return DefineClass(env, "NativeIndex",
                        {
                            InstanceMethod<&IndexWrap::Add>("add"),
+                           InstanceMethod<&IndexWrap::AddBatch>("addBatch"),
+                           InstanceMethod<&IndexWrap::Trim>("trim"),
                            InstanceMethod<&IndexWrap::Remove>("remove"),
                            InstanceMethod<&IndexWrap::Has>("has"),
                            InstanceMethod<&IndexWrap::Size>("size"),
@@ -97,6 +99,26 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
     auto coefs = TypedArg<Napi::Int32Array>(info, 1, kSignatureLength, "coefs");
     auto avgl = TypedArg<Napi::Float64Array>(info, 2, kChannels, "avgl");
     Guard(info.Env(), [&] { index_.Add(id, coefs.Data(), avgl.Data()); });
+    Report(info.Env());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value AddBatch(const Napi::CallbackInfo& info) {
+    const double count = NumberArg(info, 0, "count");
+    if (!(count >= 0) || count != static_cast<double>(static_cast<size_t>(count))) {
+      throw Napi::RangeError::New(info.Env(), "count: a whole number >= 0 expected");
+    }
+    const size_t n = static_cast<size_t>(count);
+    auto ids = TypedArg<Napi::Float64Array>(info, 1, n, "ids");
+    auto avgl = TypedArg<Napi::Float64Array>(info, 2, n * kChannels, "avgl");
+    auto coefs = TypedArg<Napi::Int16Array>(info, 3, n * kSignatureLength, "coefs");
+    Guard(info.Env(), [&] { index_.AddBatch(n, ids.Data(), avgl.Data(), coefs.Data()); });
+    Report(info.Env());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Trim(const Napi::CallbackInfo& info) {
+    Guard(info.Env(), [&] { index_.Trim(); });
     Report(info.Env());
     return info.Env().Undefined();
   }
@@ -177,7 +199,7 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("signatureFromRgb", Napi::Function::New<SignatureFromRgbJs>(env, "signatureFromRgb"));
   exports.Set("NativeIndex", IndexWrap::Define(env));
-  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  exports.Set("abiVersion", Napi::Number::New(env, 2));
   return exports;
 }
 

@@ -218,9 +218,10 @@ void SignatureIndex::CheckCoefs(const int32_t* coefs) {
 
 void SignatureIndex::Append(List& list, uint32_t slot) {
   if (list.len == list.cap) {
-    // Doubling while small, then +1/16: little slack on the long lists that hold
-    // most postings; realloc of a large block is usually an in-place remap.
-    const uint32_t cap = list.cap < 1024 ? std::max<uint32_t>(4, list.cap * 2) : list.cap + list.cap / 16;
+    // While bulk loading, doubling (Trim gives the slack back at the end); otherwise
+    // doubling while small, then +1/16: little slack on the long lists that hold most
+    // postings. realloc of a large block is usually an in-place remap.
+    const uint32_t cap = bulk_ || list.cap < 1024 ? std::max<uint32_t>(4, list.cap * 2) : list.cap + list.cap / 16;
     list.data = Reallocate(list.data, cap);
     postingBytes_ += static_cast<size_t>(cap - list.cap) * sizeof(uint32_t);
     list.cap = cap;
@@ -257,6 +258,43 @@ void SignatureIndex::Add(double id, const int32_t* coefs, const double* avgl) {
   for (int c = 0; c < kChannels; c++) {
     for (int k = 0; k < kCoefsPerChannel; k++) Append(lists_[ListOf(c, coefs[c * kCoefsPerChannel + k])], slot);
   }
+}
+
+void SignatureIndex::AddBatch(size_t count, const double* ids, const double* avgl, const int16_t* coefs) {
+  int32_t wide[kSignatureLength];
+  for (size_t i = 0; i < count; i++) {
+    if (std::isnan(ids[i])) throw std::invalid_argument("image id is NaN");
+    std::copy(coefs + i * kSignatureLength, coefs + (i + 1) * kSignatureLength, wide);
+    CheckCoefs(wide);
+  }
+  bulk_ = true;
+  try {
+    for (size_t i = 0; i < count; i++) {
+      std::copy(coefs + i * kSignatureLength, coefs + (i + 1) * kSignatureLength, wide);
+      Add(ids[i], wide, avgl + i * kChannels);
+    }
+  } catch (...) {
+    bulk_ = false;
+    throw;
+  }
+  bulk_ = false;
+}
+
+void SignatureIndex::Trim() {
+  for (List& list : lists_) {
+    if (list.cap == list.len) continue;
+    if (list.len == 0) {
+      std::free(list.data);
+      list.data = nullptr;
+    } else {
+      // Shrinking never moves the block: the tail goes back to the allocator.
+      list.data = Reallocate(list.data, list.len);
+    }
+    postingBytes_ -= static_cast<size_t>(list.cap - list.len) * sizeof(uint32_t);
+    list.cap = list.len;
+  }
+  ReleaseFreedHeapPages();
+  grownSinceTrim_ = 0;
 }
 
 bool SignatureIndex::Remove(double id) {

@@ -56,6 +56,11 @@ class SignatureIndex {
 
   // Throws std::invalid_argument for a coefficient outside +-1..16383 or a NaN id.
   void Add(double id, const int32_t* coefs, const double* avgl);
+  // Add for each of count images (coefs as stored: int16); checks all of them first,
+  // so a bad signature adds none.
+  void AddBatch(size_t count, const double* ids, const double* avgl, const int16_t* coefs);
+  // Gives back the posting-list slack that AddBatch's faster growth leaves.
+  void Trim();
   bool Remove(double id);
   bool Has(double id) const;
   bool Avgl(double id, double* out) const;
@@ -93,6 +98,7 @@ class SignatureIndex {
   size_t dead_ = 0;
   size_t postingBytes_ = 0;
   size_t grownSinceTrim_ = 0;
+  bool bulk_ = false;
   IdTable table_;
   std::vector<double> scores_;
 };

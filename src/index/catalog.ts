@@ -1,5 +1,12 @@
-import type { Signature } from '../signature/types.ts';
-import type { ImageIndex } from './types.ts';
+import type { ImageIndex, SignatureBatch } from './types.ts';
+
+/** Where a reload reads from: a consistent snapshot of the stored spaces (src/store). */
+export interface SnapshotSource {
+  snapshot(
+    only: ReadonlySet<number> | undefined,
+    load: (dbId: number, batches: Iterable<SignatureBatch>) => void,
+  ): { seq: number; knownSpaces: number[] };
+}
 
 /** The in-memory indexes of every database space, by space id. */
 export class IndexCatalog {
@@ -26,11 +33,22 @@ export class IndexCatalog {
   }
 
   /** Replaces a space's whole content (a reload). */
-  load(dbId: number, images: Iterable<[number, Signature]>): void {
+  load(dbId: number, batches: Iterable<SignatureBatch>): void {
     const index = this.createIndex();
-    for (const [id, sig] of images) index.add(id, sig);
+    for (const batch of batches) index.addBatch(batch);
+    index.trim();
     this.spaces.get(dbId)?.clear();
     this.spaces.set(dbId, index);
+  }
+
+  /**
+   * Rebuilds the spaces of a snapshot (every space, or only those given) and keeps
+   * exactly the spaces the snapshot knows. Returns the change-log position it matches.
+   */
+  reloadFrom(source: SnapshotSource, only?: ReadonlySet<number>): number {
+    const { seq, knownSpaces } = source.snapshot(only, (dbId, batches) => this.load(dbId, batches));
+    this.retain(knownSpaces);
+    return seq;
   }
 
   /** Keeps exactly these spaces: drops the others, creates missing ones empty. */

@@ -1,6 +1,6 @@
 import type { NativeAddon, NativeIndexHandle } from '../signature/native-loader.ts';
 import type { Signature } from '../signature/types.ts';
-import type { ImageIndex, QueryOptions, RankedResult } from './types.ts';
+import type { ImageIndex, QueryOptions, RankedResult, SignatureBatch } from './types.ts';
 
 /**
  * The inverted index held in native memory (native/src/index.cc): same layout idea
@@ -19,6 +19,14 @@ export class NativeImageIndex implements ImageIndex {
 
   add(id: number, sig: Signature): void {
     this.handle.add(id, sig.coefs, sig.avgl);
+  }
+
+  addBatch(batch: SignatureBatch): void {
+    this.handle.addBatch(batch.count, batch.ids, batch.avgl, batch.coefs);
+  }
+
+  trim(): void {
+    this.handle.trim();
   }
 
   remove(id: number): boolean {

@@ -1,7 +1,7 @@
-import { CHANNELS, COEFS_PER_CHANNEL, PIXELS, type Signature } from '../signature/types.ts';
+import { CHANNELS, COEFS_PER_CHANNEL, PIXELS, SIGNATURE_LENGTH, type Signature } from '../signature/types.ts';
 import { BIN_OF_INDEX, WEIGHTS } from '../signature/weights.ts';
 import { TopK } from './top-k.ts';
-import type { ImageIndex, QueryOptions, RankedResult } from './types.ts';
+import type { ImageIndex, QueryOptions, RankedResult, SignatureBatch } from './types.ts';
 
 const LISTS = CHANNELS * 2 * PIXELS;
 const EMPTY = new Uint32Array(0);
@@ -44,6 +44,7 @@ export class TsImageIndex implements ImageIndex {
   private slotAvgl = new Float64Array(1024 * CHANNELS);
   private slotAlive = new Uint8Array(1024);
   private slots = 0;
+  private bulk = false;
   private dead = 0;
   private readonly slotOf = new Map<number, number>();
   private scores = new Float64Array(0);
@@ -64,6 +65,28 @@ export class TsImageIndex implements ImageIndex {
       for (let k = 0; k < COEFS_PER_CHANNEL; k++) {
         this.append(listOf(c, sig.coefs[c * COEFS_PER_CHANNEL + k]), slot);
       }
+    }
+  }
+
+  addBatch(batch: SignatureBatch): void {
+    const sig: Signature = { coefs: new Int32Array(SIGNATURE_LENGTH), avgl: new Float64Array(CHANNELS) };
+    this.bulk = true;
+    try {
+      for (let k = 0; k < batch.count; k++) {
+        sig.coefs.set(batch.coefs.subarray(k * SIGNATURE_LENGTH, (k + 1) * SIGNATURE_LENGTH));
+        sig.avgl.set(batch.avgl.subarray(k * CHANNELS, (k + 1) * CHANNELS));
+        this.add(batch.ids[k], sig);
+      }
+    } finally {
+      this.bulk = false;
+    }
+  }
+
+  trim(): void {
+    for (let list = 0; list < LISTS; list++) {
+      const len = this.lengths[list];
+      const postings = this.postings[list];
+      if (postings.length > len) this.postings[list] = len === 0 ? EMPTY : postings.slice(0, len);
     }
   }
 
@@ -152,8 +175,8 @@ export class TsImageIndex implements ImageIndex {
     const len = this.lengths[list];
     if (len === postings.length) {
       // Lists past 1024 postings grow by a sixteenth, as the native ones do: little slack
-      // at a million images, and few enough copies.
-      const grown = new Uint32Array(len < 16 ? 16 : len < 1024 ? len + (len >> 1) : len + (len >> 4));
+      // at a million images, and few enough copies. Bulk loads double; trim() follows.
+      const grown = new Uint32Array(len < 16 ? 16 : this.bulk ? len * 2 : len < 1024 ? len + (len >> 1) : len + (len >> 4));
       grown.set(postings);
       this.postings[list] = postings = grown;
     }

@@ -11,6 +11,18 @@ export interface QueryOptions {
   allowed?: ReadonlySet<number>;
 }
 
+/**
+ * Many signatures in flat arrays, as they are read from the database: image k has id
+ * ids[k], DC values avgl[3k..3k+2] and coefficients coefs[120k..120k+119] (int16, as
+ * stored). Loading through batches avoids one object and one native call per image.
+ */
+export interface SignatureBatch {
+  count: number;
+  ids: Float64Array;
+  avgl: Float64Array;
+  coefs: Int16Array;
+}
+
 /** [image id, raw imgSeek score]; lower raw is more similar. */
 export type RankedResult = [id: number, raw: number];
 
@@ -22,6 +34,13 @@ export interface ImageIndex {
   readonly size: number;
   /** Adds an image, replacing any earlier signature stored under the same id. */
   add(id: number, sig: Signature): void;
+  /** add() for each image of the batch, in order; the batch is copied, not kept. */
+  addBatch(batch: SignatureBatch): void;
+  /**
+   * addBatch grows posting lists fast (bulk loading); trim gives the slack back. Call it
+   * once the batches are in.
+   */
+  trim(): void;
   remove(id: number): boolean;
   has(id: number): boolean;
   /** The stored ids in ascending order. */

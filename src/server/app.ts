@@ -37,10 +37,8 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
       process.exit(1);
     });
     writer = WriterStore.open(dbPath);
-    const snapshot = writer.snapshot();
-    catalog.retain(snapshot.knownSpaces);
-    for (const space of snapshot.spaces) catalog.load(space.dbId, space.images);
-    log.info({ spaces: snapshot.knownSpaces.length, images: catalog.imageCount(), engine: engine.name }, 'writer opened the database');
+    catalog.reloadFrom(writer);
+    log.info({ spaces: catalog.ids().length, images: catalog.imageCount(), engine: engine.name }, 'writer opened the database');
   } else {
     sync = new ReaderSync({ dbPath, catalog, log, retryBoundMs: config.refreshRetryMs, busyTimeoutMs: 100 });
   }

@@ -247,10 +247,8 @@ export class ImageService {
       throw new FileError(`no save point at ${file}: call saveAllDbs first`);
     }
     store.restoreFrom(file, 'all');
-    const snapshot = store.snapshot();
-    this.o.catalog.retain(snapshot.knownSpaces);
-    for (const space of snapshot.spaces) this.o.catalog.load(space.dbId, space.images);
-    return snapshot.knownSpaces.length;
+    this.o.catalog.reloadFrom(store);
+    return this.o.catalog.ids().length;
   }
 
   saveDbAs(dbId: number, path: string): number {
@@ -262,8 +260,7 @@ export class ImageService {
   loadDb(dbId: number, path: string): number {
     const store = this.store();
     store.restoreFrom(confinePath(path, this.o.allowedDirs, true), dbId);
-    const snapshot = store.snapshot(new Set([dbId]));
-    for (const space of snapshot.spaces) this.o.catalog.load(space.dbId, space.images);
+    this.o.catalog.reloadFrom(store, new Set([dbId]));
     return dbId;
   }
 

@@ -116,14 +116,11 @@ export class ReaderSync {
     const delta = this.seq < 0 ? null : queries.changesSince(this.seq);
     if (delta === null) {
       const started = Date.now();
-      const snapshot = queries.snapshot();
-      this.o.catalog.retain(snapshot.knownSpaces);
-      for (const space of snapshot.spaces) this.o.catalog.load(space.dbId, space.images);
-      this.seq = snapshot.seq;
+      this.seq = this.o.catalog.reloadFrom(queries);
       this.refreshes.full++;
       this.lastFullLoadMs = Date.now() - started;
       this.o.log.info(
-        { spaces: snapshot.knownSpaces.length, images: this.o.catalog.imageCount(), seq: this.seq, durationMs: this.lastFullLoadMs },
+        { spaces: this.o.catalog.ids().length, images: this.o.catalog.imageCount(), seq: this.seq, durationMs: this.lastFullLoadMs },
         'loaded the full database',
       );
       return;
@@ -139,9 +136,7 @@ export class ReaderSync {
       // Space-level changes (create, reset, remove, load) reload those spaces from one snapshot.
       // Later commits the snapshot may include are replayed again next time: harmless,
       // since every replayed change carries the image's current state.
-      const snapshot = queries.snapshot(reloadSpaces);
-      this.o.catalog.retain(snapshot.knownSpaces);
-      for (const space of snapshot.spaces) this.o.catalog.load(space.dbId, space.images);
+      this.o.catalog.reloadFrom(queries, reloadSpaces);
       for (const { dbId, imageId, sig } of images.values()) {
         if (reloadSpaces.has(dbId)) continue;
         applyImage(this.o.catalog, dbId, imageId, sig);

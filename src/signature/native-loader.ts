@@ -5,6 +5,9 @@ import { fileURLToPath } from 'node:url';
 /** The C++ index handle (native/src/addon.cc); NativeImageIndex wraps it. */
 export interface NativeIndexHandle {
   add(id: number, coefs: Int32Array, avgl: Float64Array): void;
+  /** Checks every signature of the batch, then adds them in order. */
+  addBatch(count: number, ids: Float64Array, avgl: Float64Array, coefs: Int16Array): void;
+  trim(): void;
   remove(id: number): boolean;
   has(id: number): boolean;
   size(): number;
@@ -24,7 +27,7 @@ export interface NativeAddon {
 
 export type NativeLoad = { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string };
 
-const ABI_VERSION = 1;
+const ABI_VERSION = 2;
 export const NATIVE_ADDON_PATH = fileURLToPath(new URL('../../native/build/Release/haarseek.node', import.meta.url));
 
 let cached: NativeLoad | undefined;

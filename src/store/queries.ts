@@ -1,6 +1,10 @@
 import type Database from 'better-sqlite3';
-import type { Signature } from '../signature/types.ts';
-import { type RawImageRow, signatureOfRow } from './codec.ts';
+import type { SignatureBatch } from '../index/types.ts';
+import { CHANNELS, SIGNATURE_LENGTH, type Signature } from '../signature/types.ts';
+import { copyPackedCoefs, type RawImageRow, signatureOfRow } from './codec.ts';
+
+/** Images per batch when a whole space is read: ~1 MB of arrays, reused batch after batch. */
+const LOAD_BATCH = 4096;
 
 export interface StoredImage {
   width: number;
@@ -8,11 +12,11 @@ export interface StoredImage {
   sig: Signature;
 }
 
-/** A space's images as stored: what an index is built from. */
-export interface SpaceSnapshot {
-  dbId: number;
-  images: Array<[imageId: number, sig: Signature]>;
-}
+/**
+ * Receives each space of a snapshot with its images, batch by batch. The batches are
+ * only valid while they are iterated (the arrays are reused), inside the read transaction.
+ */
+export type SpaceLoader = (dbId: number, batches: Iterable<SignatureBatch>) => void;
 
 /** Read-only queries, shared by the writer's and the readers' connections. */
 export class StoreQueries {
@@ -23,7 +27,7 @@ export class StoreQueries {
       spaces: db.prepare('SELECT db_id FROM spaces ORDER BY db_id').pluck(),
       hasSpace: db.prepare('SELECT 1 FROM spaces WHERE db_id = ?').pluck(),
       image: db.prepare('SELECT image_id, width, height, avgl_y, avgl_i, avgl_q, sig FROM images WHERE db_id = ? AND image_id = ?').raw(),
-      spaceImages: db.prepare('SELECT image_id, width, height, avgl_y, avgl_i, avgl_q, sig FROM images WHERE db_id = ?').raw(),
+      spaceSignatures: db.prepare('SELECT image_id, avgl_y, avgl_i, avgl_q, sig FROM images WHERE db_id = ?').raw(),
       keywordsOf: db.prepare('SELECT keyword FROM keywords WHERE db_id = ? AND image_id = ? ORDER BY keyword').pluck(),
       lastSeq: db.prepare("SELECT coalesce(max(seq), 0) FROM changes").pluck(),
       firstSeq: db.prepare('SELECT min(seq) FROM changes').pluck(),
@@ -77,17 +81,43 @@ export class StoreQueries {
     return this.db.prepare(sql).raw().all(...params, limit) as Array<[number, number]>;
   }
 
-  /** Every space with its images, read in one transaction (a consistent snapshot). */
-  snapshot(only?: ReadonlySet<number>): { seq: number; spaces: SpaceSnapshot[]; knownSpaces: number[] } {
+  /**
+   * Streams every space (or only those given) with its images to `load`, all read in
+   * one transaction: a consistent snapshot, with the change-log position it matches.
+   * Rows are never held all at once, so a million images load in bounded extra memory.
+   */
+  snapshot(only: ReadonlySet<number> | undefined, load: SpaceLoader): { seq: number; knownSpaces: number[] } {
     return this.db.transaction(() => {
       const knownSpaces = this.spaceIds();
-      const wanted = only === undefined ? knownSpaces : knownSpaces.filter((id) => only.has(id));
-      const spaces = wanted.map((dbId) => ({
-        dbId,
-        images: (this.stmts.spaceImages.all(dbId) as RawImageRow[]).map((row): [number, Signature] => [row[0], signatureOfRow(row)]),
-      }));
-      return { seq: this.stmts.lastSeq.get() as number, spaces, knownSpaces };
+      for (const dbId of knownSpaces) if (only === undefined || only.has(dbId)) load(dbId, this.signatureBatches(dbId));
+      return { seq: this.stmts.lastSeq.get() as number, knownSpaces };
     })();
+  }
+
+  private *signatureBatches(dbId: number): Generator<SignatureBatch> {
+    const batch: SignatureBatch = {
+      count: 0,
+      ids: new Float64Array(LOAD_BATCH),
+      avgl: new Float64Array(LOAD_BATCH * CHANNELS),
+      coefs: new Int16Array(LOAD_BATCH * SIGNATURE_LENGTH),
+    };
+    let k = 0;
+    for (const row of this.stmts.spaceSignatures.iterate(dbId) as IterableIterator<SignatureRow>) {
+      batch.ids[k] = row[0];
+      batch.avgl[k * CHANNELS] = row[1];
+      batch.avgl[k * CHANNELS + 1] = row[2];
+      batch.avgl[k * CHANNELS + 2] = row[3];
+      copyPackedCoefs(row[4], batch.coefs, k);
+      if (++k === LOAD_BATCH) {
+        batch.count = k;
+        yield batch;
+        k = 0;
+      }
+    }
+    if (k > 0) {
+      batch.count = k;
+      yield batch;
+    }
   }
 
   lastSeq(): number {
@@ -109,6 +139,8 @@ export class StoreQueries {
     })();
   }
 }
+
+type SignatureRow = [imageId: number, y: number, i: number, q: number, sig: Buffer];
 
 type RawChangeRow = [seq: number, op: 'image' | 'space', dbId: number, imageId: number | null, width: number | null, y: number, i: number, q: number, sig: Buffer | null];
 

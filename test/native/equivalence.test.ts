@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { beforeAll, expect, it } from 'vitest';
 import { type Engine, nativeEngine, tsEngine } from '../../src/engine.ts';
 import { decodeToRgb128 } from '../../src/image/decode.ts';
-import type { ImageIndex, QueryOptions, RankedResult } from '../../src/index/types.ts';
+import type { ImageIndex, QueryOptions, RankedResult, SignatureBatch } from '../../src/index/types.ts';
 import type { Signature } from '../../src/signature/types.ts';
 import { original } from '../helpers/corpus.ts';
 import { rng, syntheticSignature } from '../helpers/index-behaviour.ts';
@@ -18,6 +18,22 @@ function expectSameSignature(a: Signature, b: Signature, what: string): void {
 function expectSameRanking(ts: RankedResult[], native: RankedResult[], what: string): void {
   expect(native.map(([id]) => id), what).toEqual(ts.map(([id]) => id));
   native.forEach(([, raw], k) => expect(Math.abs(raw - ts[k][1]), `${what} rank ${k}`).toBeLessThanOrEqual(1e-6));
+}
+
+/** Packs signatures as the store reads them: flat arrays, coefficients as int16. */
+function toBatch(entries: Array<[number, Signature]>): SignatureBatch {
+  const batch: SignatureBatch = {
+    count: entries.length,
+    ids: new Float64Array(entries.length),
+    avgl: new Float64Array(entries.length * 3),
+    coefs: new Int16Array(entries.length * 120),
+  };
+  entries.forEach(([id, sig], k) => {
+    batch.ids[k] = id;
+    batch.avgl.set(sig.avgl, k * 3);
+    batch.coefs.set(sig.coefs, k * 120);
+  });
+  return batch;
 }
 
 describeNative('native and TypeScript engines are equivalent', () => {
@@ -151,6 +167,57 @@ describeNative('native and TypeScript engines are equivalent', () => {
       }
     }
     expect(b.ids()).toEqual(a.ids());
+  });
+
+  it('a batch load (ids replaced inside it, then trimmed) ranks as adding one at a time, in both engines', () => {
+    const random = rng(777);
+    const entries: Array<[number, Signature]> = Array.from({ length: 3000 }, () => [
+      1 + Math.floor(random() * 2500),
+      random() < 0.5 ? pool[Math.floor(random() * pool.length)] : syntheticSignature(random),
+    ]);
+    const oneByOne = ts.createIndex();
+    for (const [id, sig] of entries) oneByOne.add(id, sig);
+    const loaded = [ts.createIndex(), native.createIndex()];
+    for (const index of loaded) {
+      for (let from = 0; from < entries.length; from += 700) index.addBatch(toBatch(entries.slice(from, from + 700)));
+      index.trim();
+      expect(index.size).toBe(oneByOne.size);
+      expect(index.ids()).toEqual(oneByOne.ids());
+    }
+    const queries = () => Array.from({ length: 20 }, () => pool[Math.floor(random() * pool.length)]);
+    for (const sig of queries()) {
+      for (const index of loaded) {
+        check(oneByOne, index, sig, { limit: 15 }, 'after load');
+        check(oneByOne, index, sig, { limit: 15, sketch: true }, 'after load, sketch');
+      }
+    }
+    // Trimmed lists sit at exact length: the next adds and removes must grow them correctly.
+    for (let step = 0; step < 2000; step++) {
+      const id = 1 + Math.floor(random() * 3000);
+      if (random() < 0.7) {
+        const sig = syntheticSignature(random);
+        for (const index of [oneByOne, ...loaded]) index.add(id, sig);
+      } else {
+        for (const index of [oneByOne, ...loaded]) index.remove(id);
+      }
+    }
+    for (const sig of queries()) for (const index of loaded) check(oneByOne, index, sig, { limit: 15 }, 'after later changes');
+  });
+
+  it('rejects a batch holding a malformed signature and adds none of it', () => {
+    const b = native.createIndex();
+    const batch = toBatch([
+      [1, pool[0]],
+      [2, pool[1]],
+      [3, pool[2]],
+    ]);
+    batch.coefs[2 * 120 + 5] = 0;
+    expect(() => b.addBatch(batch)).toThrow(RangeError);
+    expect(b.size).toBe(0);
+    expect(() => b.addBatch({ ...toBatch([[1, pool[0]]]), count: 2 })).toThrow(TypeError);
+    expect(b.size).toBe(0);
+    b.addBatch(toBatch([[7, pool[0]]]));
+    expect(b.ids()).toEqual([7]);
   });
 
   it('rejects a malformed signature instead of reading out of bounds', () => {
