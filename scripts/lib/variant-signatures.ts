@@ -14,12 +14,16 @@ export const DEFAULT_CORPUS_DIR = '/work/shared/corpus/dev/originals';
 /** Side of the RGB the corpus photos are first decoded to, so crops keep detail. */
 const SOURCE_SIDE = 256;
 
-/** Signatures in flat arrays (no per-image objects): coefs count*120, avgl count*3. */
+/**
+ * Signatures in flat arrays (no per-image objects): coefs count*120, avgl count*3, and
+ * for each the index (in the corpus source list) of the photo it was made from, or -1.
+ */
 export class SignatureSet {
   constructor(
     readonly coefs: Int32Array,
     readonly avgls: Float64Array,
     readonly count: number,
+    readonly origin = new Int32Array(count).fill(-1),
   ) {}
 
   static allocate(count: number): SignatureSet {
@@ -63,8 +67,13 @@ const GAUSSIAN_TABLE = (() => {
 })();
 
 /** The corpus photos decoded (EXIF-rotated, sRGB) to SOURCE_SIDE² RGB, aspect ignored. */
+/** The corpus photos in the order loadCorpusSources returns them. */
+export function corpusFiles(dir = DEFAULT_CORPUS_DIR, limit = Infinity): string[] {
+  return readdirSync(dir).filter((f) => /\.(jpe?g|png|webp)$/i.test(f)).sort().slice(0, limit);
+}
+
 export async function loadCorpusSources(dir = DEFAULT_CORPUS_DIR, limit = Infinity): Promise<Uint8Array[]> {
-  const files = readdirSync(dir).filter((f) => /\.(jpe?g|png|webp)$/i.test(f)).sort().slice(0, limit);
+  const files = corpusFiles(dir, limit);
   const out: Uint8Array[] = [];
   for (const f of files) {
     const buf = await sharp(join(dir, f))
@@ -191,17 +200,23 @@ export async function variantSignatures(options: VariantSignatureOptions): Promi
   const set = SignatureSet.allocate(count);
   const real = Math.min(count, Math.max(options.imageVariants, sources.length));
   let i = 0;
-  for (; i < Math.min(sources.length, real); i++) set.set(i, engine.signatureFromRgb(shrinkSource(sources[i])));
+  for (; i < Math.min(sources.length, real); i++) {
+    set.set(i, engine.signatureFromRgb(shrinkSource(sources[i])));
+    set.origin[i] = i;
+  }
   const rgb = new Uint8Array(PIXELS * 3);
   for (; i < real; i++) {
-    const src = sources[Math.floor(random() * sources.length)];
+    const from = Math.floor(random() * sources.length);
     const other = sources[Math.floor(random() * sources.length)];
-    set.set(i, engine.signatureFromRgb(imageVariant(src, other, random, rgb)));
+    set.set(i, engine.signatureFromRgb(imageVariant(sources[from], other, random, rgb)));
+    set.origin[i] = from;
     if (i % 1000 === 0) options.onProgress?.(i, count);
   }
   const donors = new SignatureSet(set.coefs.subarray(0, real * SIGNATURE_LENGTH), set.avgls.subarray(0, real * CHANNELS), real);
   for (; i < count; i++) {
-    perturbSignature(set.at(Math.floor(random() * real)), donors, random, set.at(i));
+    const parent = Math.floor(random() * real);
+    perturbSignature(set.at(parent), donors, random, set.at(i));
+    set.origin[i] = set.origin[parent];
     if (i % 100_000 === 0) options.onProgress?.(i, count);
   }
   return set;
