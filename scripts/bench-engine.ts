@@ -305,7 +305,7 @@ Notes:
 - Both engines do the same float64 arithmetic in the same order, so they return identical rankings and bit-identical scores (test/native); the ratio is the cost of the same work.
 - A 1M-image query walks about 16 million postings; both engines spend nearly all of it in that walk. The TypeScript walk is unrolled by 8 in a function of its own so V8 keeps it monomorphic, and the top-k scan rejects on the worst kept score; ${tsRatioText}.
 - Native queries are synchronous: at 1M a query blocks the event loop for about as long as it runs (the event-loop row), short enough that the addon has no async query path.
-- Posting lists grow by 1.5x up to 1024 entries and by 1/16 beyond, in both engines; ${tsMemoryText}. Loading is the one place the TypeScript engine pays most (typed-array regrowth and a Map for ids): ${tsBuildText}.
+- Posting lists grow geometrically up to 1024 entries and by 1/16 beyond, in both engines; a full load doubles them and trims the slack at the end; ${tsMemoryText}. Loading is the one place the TypeScript engine pays most (typed-array regrowth and a Map for ids): ${tsBuildText}.
 
 How it was measured:
 - Signature from RGB: the 318 dev-corpus photos as 128x128 RGB; ${plan.sigRounds} timed rounds over all of them after a warm-up round; median of the per-image averages.
