@@ -1,5 +1,5 @@
 // Exercises the native hot path (signatures, add / replace / remove / compaction /
-// query / clear) for scripts/check-native-memory.sh to run under valgrind.
+// query / clear / batch load and trim) for scripts/check-native-memory.sh to run under valgrind.
 #include <cstdio>
 #include <random>
 #include <set>
@@ -53,6 +53,34 @@ int main() {
     for (int i = 0; i < 3000; i++) index.Add(9007199254740992.0 - i, coefs[i % coefs.size()].data(), avgls[i % coefs.size()].data());
     QueryArgs q{coefs[0].data(), avgls[0].data(), 20, false, false, false, nullptr, 0};
     for (const Ranked& r : index.Query(q, index.SharedScores())) checksum += r.score;
+    // A full load: batches of stored (int16) signatures, ids repeating, then Trim, then
+    // more single adds and removes on the trimmed lists.
+    index.Clear();
+    const size_t batch = 500;
+    std::vector<double> ids(batch), flatAvgl(batch * kChannels);
+    std::vector<int16_t> packed(batch * kSignatureLength);
+    for (int round = 0; round < 4; round++) {
+      for (size_t i = 0; i < batch; i++) {
+        const size_t s = rng() % coefs.size();
+        ids[i] = 1 + static_cast<double>(rng() % 1500);
+        for (int c = 0; c < kChannels; c++) flatAvgl[i * kChannels + c] = avgls[s][c];
+        for (int k = 0; k < kSignatureLength; k++) packed[i * kSignatureLength + k] = static_cast<int16_t>(coefs[s][k]);
+      }
+      index.AddBatch(batch, ids.data(), flatAvgl.data(), packed.data());
+    }
+    index.Trim();
+    for (int i = 0; i < 2000; i++) {
+      const double id = 1 + static_cast<double>(rng() % 1500);
+      if (i % 3 == 0) index.Remove(id);
+      else index.Add(id, coefs[i % coefs.size()].data(), avgls[i % coefs.size()].data());
+    }
+    for (const Ranked& r : index.Query(q, index.SharedScores())) checksum += r.score;
+    packed[7] = 0;
+    try {
+      index.AddBatch(batch, ids.data(), flatAvgl.data(), packed.data());
+      return 2;
+    } catch (const std::invalid_argument&) {
+    }
     std::vector<int32_t> bad(kSignatureLength, 16384);
     try {
       index.Add(1, bad.data(), avgls[0].data());

@@ -1,5 +1,5 @@
 // Exercises the addon through its JavaScript surface (signatures, add / replace /
-// remove / compaction / query / clear) for scripts/check-native-memory.sh.
+// remove / compaction / query / clear / batch load and trim) for scripts/check-native-memory.sh.
 const addon = require(process.argv[2]);
 let seed = 1;
 const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296);
@@ -24,6 +24,17 @@ for (let round = 0; round < 3; round++) {
     }
   }
   try { index.add(1, new Int32Array(120).fill(16384), sigs[0].avgl); } catch { check++; }
+  index.clear();
+  const n = 400, ids = new Float64Array(n), avgl = new Float64Array(n * 3), coefs = new Int16Array(n * 120);
+  for (let i = 0; i < n; i++) {
+    ids[i] = 1 + Math.floor(rand() * 300);
+    avgl.set(sigs[i % sigs.length].avgl, i * 3);
+    coefs.set(sigs[i % sigs.length].coefs, i * 120);
+  }
+  index.addBatch(n, ids, avgl, coefs);
+  index.trim();
+  check += index.query(sigs[0].coefs, sigs[0].avgl, 10, false, false).length;
+  try { index.addBatch(n + 1, ids, avgl, coefs); } catch { check++; }
   index.clear();
 }
 console.log('node workload done', check);
