@@ -54,29 +54,13 @@ export class TsImageIndex implements ImageIndex {
   }
 
   add(id: number, sig: Signature): void {
-    if (this.slotOf.has(id)) this.remove(id);
-    if (this.slots === this.slotIds.length) this.growSlots(this.slots * 2);
-    const slot = this.slots++;
-    this.slotIds[slot] = id;
-    this.slotAlive[slot] = 1;
-    this.slotAvgl.set(sig.avgl, slot * CHANNELS);
-    this.slotOf.set(id, slot);
-    for (let c = 0; c < CHANNELS; c++) {
-      for (let k = 0; k < COEFS_PER_CHANNEL; k++) {
-        this.append(listOf(c, sig.coefs[c * COEFS_PER_CHANNEL + k]), slot);
-      }
-    }
+    this.insert(id, sig.coefs, 0, sig.avgl, 0);
   }
 
   addBatch(batch: SignatureBatch): void {
-    const sig: Signature = { coefs: new Int32Array(SIGNATURE_LENGTH), avgl: new Float64Array(CHANNELS) };
     this.bulk = true;
     try {
-      for (let k = 0; k < batch.count; k++) {
-        sig.coefs.set(batch.coefs.subarray(k * SIGNATURE_LENGTH, (k + 1) * SIGNATURE_LENGTH));
-        sig.avgl.set(batch.avgl.subarray(k * CHANNELS, (k + 1) * CHANNELS));
-        this.add(batch.ids[k], sig);
-      }
+      for (let k = 0; k < batch.count; k++) this.insert(batch.ids[k], batch.coefs, k * SIGNATURE_LENGTH, batch.avgl, k * CHANNELS);
     } finally {
       this.bulk = false;
     }
@@ -168,6 +152,20 @@ export class TsImageIndex implements ImageIndex {
     bytes += this.slotAlive.byteLength + this.scores.byteLength;
     for (const p of this.postings) bytes += p.byteLength;
     return bytes + this.slotOf.size * 40;
+  }
+
+  /** add() of a signature found at offsets of flat arrays (a Signature's, or a batch's): no object per image. */
+  private insert(id: number, coefs: Int32Array | Int16Array, coefAt: number, avgl: Float64Array, avglAt: number): void {
+    if (this.slotOf.has(id)) this.remove(id);
+    if (this.slots === this.slotIds.length) this.growSlots(this.slots * 2);
+    const slot = this.slots++;
+    this.slotIds[slot] = id;
+    this.slotAlive[slot] = 1;
+    for (let c = 0; c < CHANNELS; c++) this.slotAvgl[slot * CHANNELS + c] = avgl[avglAt + c];
+    this.slotOf.set(id, slot);
+    for (let c = 0, o = coefAt; c < CHANNELS; c++) {
+      for (let k = 0; k < COEFS_PER_CHANNEL; k++, o++) this.append(listOf(c, coefs[o]), slot);
+    }
   }
 
   private append(list: number, slot: number): void {
