@@ -9,6 +9,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { CHANNELS, COEFS_PER_CHANNEL, IMAGE_SIDE, PIXELS, SIGNATURE_LENGTH, type Signature, type SignatureEngine } from '../../src/signature/types.ts';
+import { prng } from './prng.ts';
 
 export const DEFAULT_CORPUS_DIR = '/work/shared/corpus/dev/originals';
 /** Side of the RGB the corpus photos are first decoded to, so crops keep detail. */
@@ -44,17 +45,6 @@ export class SignatureSet {
   }
 }
 
-/** A small deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gaussian(random: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());

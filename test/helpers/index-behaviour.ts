@@ -1,18 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { ImageIndex } from '../../src/index/types.ts';
 import { SIGNATURE_LENGTH, type Signature } from '../../src/signature/types.ts';
+import { prng } from '../../scripts/lib/prng.ts';
 
 /** A deterministic pseudo-random generator, so failures reproduce. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = prng;
+
 
 /**
  * A signature shaped like real ones: coefficients drawn mostly from the low
