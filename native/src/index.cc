@@ -287,7 +287,7 @@ void SignatureIndex::Trim() {
       std::free(list.data);
       list.data = nullptr;
     } else {
-      // Shrinking never moves the block: the tail goes back to the allocator.
+      // Shrinking is done in place (no copy): the tail goes back to the allocator.
       list.data = Reallocate(list.data, list.len);
     }
     postingBytes_ -= static_cast<size_t>(list.cap - list.len) * sizeof(uint32_t);

@@ -35,7 +35,12 @@ export class IndexCatalog {
   /** Replaces a space's whole content (a reload). */
   load(dbId: number, batches: Iterable<SignatureBatch>): void {
     const index = this.createIndex();
-    for (const batch of batches) index.addBatch(batch);
+    try {
+      for (const batch of batches) index.addBatch(batch);
+    } catch (err) {
+      index.clear(); // native memory goes back now, not when the collector finalizes the handle
+      throw err;
+    }
     index.trim();
     this.spaces.get(dbId)?.clear();
     this.spaces.set(dbId, index);
