@@ -246,6 +246,10 @@ void SignatureIndex::GrowSlots() {
 void SignatureIndex::Add(double id, const int32_t* coefs, const double* avgl) {
   if (std::isnan(id)) throw std::invalid_argument("image id is NaN");
   CheckCoefs(coefs);
+  Insert(id, coefs, avgl);
+}
+
+void SignatureIndex::Insert(double id, const int32_t* coefs, const double* avgl) {
   id += 0.0;
   if (table_.Find(id, slotIds_) >= 0) Remove(id);
   if (slots_ == slotCapacity_) GrowSlots();
@@ -271,7 +275,7 @@ void SignatureIndex::AddBatch(size_t count, const double* ids, const double* avg
   try {
     for (size_t i = 0; i < count; i++) {
       std::copy(coefs + i * kSignatureLength, coefs + (i + 1) * kSignatureLength, wide);
-      Add(ids[i], wide, avgl + i * kChannels);
+      Insert(ids[i], wide, avgl + i * kChannels);
     }
   } catch (...) {
     bulk_ = false;

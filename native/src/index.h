@@ -83,6 +83,8 @@ class SignatureIndex {
     uint32_t cap;
   };
   static void CheckCoefs(const int32_t* coefs);
+  // Add without the argument checks (the caller made them).
+  void Insert(double id, const int32_t* coefs, const double* avgl);
   void Append(List& list, uint32_t slot);
   void GrowSlots();
   void Compact();

@@ -73,8 +73,8 @@ export class Supervisor {
     for (let i = 0; i < config.readers; i++) {
       const port = config.readerBasePort + i;
       const reader = spec('reader', `reader-${i + 1}`, port, ['--writer-url', this.writerUrl]);
-      if (taskset) Object.assign(reader, { taskset, cpu: i % availableParallelism() });
-      this.readers.push(new Instance(reader, config.policy, log, onState));
+      const pinned = taskset ? { ...reader, taskset, cpu: i % availableParallelism() } : reader;
+      this.readers.push(new Instance(pinned, config.policy, log, onState));
     }
   }
 

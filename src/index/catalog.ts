@@ -1,11 +1,8 @@
-import type { ImageIndex, SignatureBatch } from './types.ts';
+import type { ImageIndex, SignatureBatch, SpaceLoader } from './types.ts';
 
 /** Where a reload reads from: a consistent snapshot of the stored spaces (src/store). */
 export interface SnapshotSource {
-  snapshot(
-    only: ReadonlySet<number> | undefined,
-    load: (dbId: number, batches: Iterable<SignatureBatch>) => void,
-  ): { seq: number; knownSpaces: number[] };
+  snapshot(only: ReadonlySet<number> | undefined, load: SpaceLoader): { seq: number; knownSpaces: number[] };
 }
 
 /** The in-memory indexes of every database space, by space id. */

@@ -23,6 +23,12 @@ export interface SignatureBatch {
   coefs: Int16Array;
 }
 
+/**
+ * Receives each space of a stored snapshot with its images, batch by batch. The batches
+ * are only valid while they are iterated (their arrays are reused).
+ */
+export type SpaceLoader = (dbId: number, batches: Iterable<SignatureBatch>) => void;
+
 /** [image id, raw imgSeek score]; lower raw is more similar. */
 export type RankedResult = [id: number, raw: number];
 

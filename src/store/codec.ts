@@ -20,12 +20,8 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 /** Copies a stored signature blob into slot k of an Int16Array of packed signatures. */
 export function copyPackedCoefs(blob: Uint8Array, into: Int16Array, k: number): void {
   if (blob.byteLength !== SIGNATURE_LENGTH * 2) throw new RangeError(`signature blob of ${blob.byteLength} bytes`);
-  if (LITTLE_ENDIAN) {
-    new Uint8Array(into.buffer, into.byteOffset + k * SIGNATURE_LENGTH * 2, SIGNATURE_LENGTH * 2).set(blob);
-    return;
-  }
-  const view = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
-  for (let j = 0; j < SIGNATURE_LENGTH; j++) into[k * SIGNATURE_LENGTH + j] = view.getInt16(j * 2, true);
+  if (LITTLE_ENDIAN) new Uint8Array(into.buffer, into.byteOffset + k * SIGNATURE_LENGTH * 2, SIGNATURE_LENGTH * 2).set(blob);
+  else into.set(decodeCoefs(blob), k * SIGNATURE_LENGTH);
 }
 
 export interface ImageRow {

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { SignatureBatch } from '../index/types.ts';
+import type { SignatureBatch, SpaceLoader } from '../index/types.ts';
 import { CHANNELS, SIGNATURE_LENGTH, type Signature } from '../signature/types.ts';
 import { copyPackedCoefs, type RawImageRow, signatureOfRow } from './codec.ts';
 
@@ -11,12 +11,6 @@ export interface StoredImage {
   height: number;
   sig: Signature;
 }
-
-/**
- * Receives each space of a snapshot with its images, batch by batch. The batches are
- * only valid while they are iterated (the arrays are reused), inside the read transaction.
- */
-export type SpaceLoader = (dbId: number, batches: Iterable<SignatureBatch>) => void;
 
 /** Read-only queries, shared by the writer's and the readers' connections. */
 export class StoreQueries {

@@ -1,6 +1,6 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
 import type Database from 'better-sqlite3';
-import type { Signature } from '../signature/types.ts';
+import { SIGNATURE_LENGTH, type Signature } from '../signature/types.ts';
 import { encodeCoefs } from './codec.ts';
 import { openReadOnly, openWritable } from './open.ts';
 import { StoreQueries } from './queries.ts';
@@ -168,6 +168,12 @@ export class WriterStore extends StoreQueries {
     }
     this.db.prepare('ATTACH DATABASE ? AS import').run(path);
     try {
+      // A damaged signature would make every later index load of this database fail.
+      const damaged = this.db
+        .prepare(`SELECT count(*) FROM import.images WHERE (? IS NULL OR db_id = ?) AND (typeof(sig) != 'blob' OR length(sig) != ${SIGNATURE_LENGTH * 2})`)
+        .pluck()
+        .get(from ?? null, from ?? null) as number;
+      if (damaged > 0) throw new StoreError(`${path}: ${damaged} stored signature(s) are damaged (not ${SIGNATURE_LENGTH * 2}-byte blobs); nothing was loaded`);
       return this.write(() => {
         if (target === 'all') {
           const touched = new Set([...this.spaceIds(), ...sourceSpaces]);

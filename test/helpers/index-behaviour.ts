@@ -6,7 +6,6 @@ import { prng } from '../../scripts/lib/prng.ts';
 /** A deterministic pseudo-random generator, so failures reproduce. */
 export const rng = prng;
 
-
 /**
  * A signature shaped like real ones: coefficients drawn mostly from the low
  * frequencies (where real images put their energy), 40 distinct per channel.

@@ -1,5 +1,6 @@
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FAULTS } from '../../src/rpc/faults.ts';
@@ -126,6 +127,19 @@ describe('bad input gets a clear fault; the process stays up and nothing stored 
       writeFileSync(join(dataDir, 'garbage.db'), 'definitely not sqlite');
       await expectFault(c('loadDb', 1, join(dataDir, 'garbage.db')), FAULTS.fileError);
       await expectFault(c('loadAllDbsAs', join(dataDir, 'garbage.db')), FAULTS.fileError);
+    });
+
+    it(`${target}: loading a saved space whose stored signatures are damaged`, async () => {
+      const c = rpcClient(url());
+      const file = join(dataDir, `damaged-${target}.db`);
+      expect(await c('saveDbAs', 1, file)).toBe(1);
+      const db = new Database(file);
+      db.prepare("UPDATE images SET sig = x'0102' WHERE image_id = 2").run();
+      db.close();
+      const damaged = await expectFault(c('loadDb', 1, file), FAULTS.fileError);
+      expect(damaged.faultString).toContain('damaged');
+      expect(await c('getDbImgIdList', 1)).toEqual([1, 2, 3]);
+      expect((await c('queryImgBlob', 1, original(2), 1))[0][0]).toBe(2);
     });
   }
 
