@@ -128,7 +128,7 @@ async function startCluster(dbFile: string, readers: number, extra: string[] = [
   nextPortBlock += 20;
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(ROOT, 'launch-cluster.ts'), '--data', dataDir, '--readers', String(readers), '--port', String(frontPort),
+    [join(ROOT, 'dist/launch-cluster.js'), '--data', dataDir, '--readers', String(readers), '--port', String(frontPort),
       '--writer-port', String(writerPort), '--reader-base-port', String(readerBase), '--log-level', 'warn', '--allow-dir', OUT, ...extra],
     { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
   );

@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../package-root.ts';
 
-const TEMPLATE = resolve(dirname(fileURLToPath(import.meta.url)), '../../nginx/haarseek.conf.template');
+const TEMPLATE = join(PACKAGE_ROOT, 'nginx/haarseek.conf.template');
 
 export interface FrontConfig {
   /** nginx's prefix: config, pid, logs and temp files live here. */

@@ -2,13 +2,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import lockfile from 'proper-lockfile';
 import type { Logger } from 'pino';
 import { Instance, type InstanceSpec, type RestartPolicy } from './instance.ts';
 import { NginxFront, findNginx } from './nginx.ts';
+import { PACKAGE_ROOT } from '../package-root.ts';
 
-const CLI = fileURLToPath(new URL('../../bin/haarseek.js', import.meta.url));
+const CLI = join(PACKAGE_ROOT, 'bin/haarseek.js');
 
 export interface ClusterConfig {
   dataDir: string;

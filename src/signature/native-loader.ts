@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../package-root.ts';
 
 /** The C++ index handle (native/src/addon.cc); NativeImageIndex wraps it. */
 export interface NativeIndexHandle {
@@ -28,7 +29,7 @@ export interface NativeAddon {
 export type NativeLoad = { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string };
 
 const ABI_VERSION = 2;
-export const NATIVE_ADDON_PATH = fileURLToPath(new URL('../../native/build/Release/haarseek.node', import.meta.url));
+export const NATIVE_ADDON_PATH = join(PACKAGE_ROOT, 'native/build/Release/haarseek.node');
 
 let cached: NativeLoad | undefined;
 

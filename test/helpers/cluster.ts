@@ -18,7 +18,7 @@ export interface ClusterProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Starts `launch-cluster.ts` as `npm start` does, on free ports; resolves once it says it is up. */
+/** Starts the compiled launch-cluster as `npm start` does, on free ports; resolves once it says it is up. */
 export async function startCluster(
   dataDir: string,
   opts: { readers?: number; extraArgs?: string[]; readerBasePort?: number; waitUp?: boolean } = {},
@@ -28,7 +28,7 @@ export async function startCluster(
   const writerPort = await freePort();
   const readerBasePort = opts.readerBasePort ?? (await freePortRun(readers));
   const args = [
-    '--import', 'tsx', join(REPO_ROOT, 'launch-cluster.ts'),
+    join(REPO_ROOT, 'dist/launch-cluster.js'),
     '--data', dataDir, '--readers', String(readers), '--port', String(frontPort),
     '--writer-port', String(writerPort), '--reader-base-port', String(readerBasePort),
     '--log-level', 'info', '--health-interval-ms', '300', ...(opts.extraArgs ?? []),

@@ -1,0 +1,11 @@
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { REPO_ROOT } from './helpers/paths.ts';
+
+/**
+ * Tests spawn the real CLI (bin/haarseek.js), which runs the compiled dist/: compile
+ * it first so a test never runs yesterday's code. Incremental, so ~2 s when current.
+ */
+export default function buildDist(): void {
+  execFileSync(process.execPath, [join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(REPO_ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
+}
