@@ -1,0 +1,207 @@
+import { basename } from 'node:path';
+import type Database from 'better-sqlite3';
+import { SIGNATURE_LENGTH } from '../signature/types.ts';
+import { type BulkImage, BulkImportWriter, runTransaction, runTransactionAsync } from '../store/bulk-import.ts';
+import { ImportError } from './errors.ts';
+import { IqdbFile } from './iqdb-reader.ts';
+import { hashSetOrder } from './isk-format.ts';
+import { type IskImage, type IskSpaceInfo, parseIskFile, readIskHeader } from './isk-reader.ts';
+
+export interface IskImportOptions {
+  /**
+   * savedb file (one space, no id of its own): the space to load it into; required.
+   * savealldbs file: load only this space, from the file's space of that id or, when the
+   * file holds a single space, from that one. Absent: every space of the file.
+   */
+  space?: number;
+  /**
+   * Remember the file's coefficient and keyword order so an export gives back the same
+   * bytes (default true; costs up to 240 bytes per image).
+   */
+  keepFileOrder?: boolean;
+}
+
+export interface IqdbImportOptions {
+  /** The space the iqdb database goes into (iqdb has a single one). */
+  space: number;
+}
+
+export interface ImportedSpace {
+  /** The haarseek space written. */
+  dbId: number;
+  /** The space id in the file (null: a savedb or iqdb file, which have none). */
+  fromSpace: number | null;
+  images: number;
+  keywords: number;
+  /** Images the space held before (all replaced). */
+  replaced: number;
+}
+
+export interface ImportSummary {
+  file: string;
+  format: 'isk-savealldbs' | 'isk-savedb' | 'iqdb';
+  /** Spaces replaced with the file's content, ascending. */
+  spaces: ImportedSpace[];
+  /** Spaces of the file that were read and checked but not imported (space option). */
+  skipped: number[];
+}
+
+/**
+ * Loads an iskdaemon 0.5.1 .. 0.9.5 database file (savealldbs or savedb form) into a
+ * haarseek database, as iskdaemon's loadAllDbs/loadDb do: each space in the file
+ * replaces the space of the same id (spaces not in the file are kept). The whole file
+ * is checked and written in one transaction; an ImportError leaves `db` unchanged.
+ * Synchronous: a million images take a few seconds (use importIskAsync in a server).
+ */
+export function importIsk(db: Database.Database, file: string, options: IskImportOptions = {}): ImportSummary {
+  return runTransaction(db, iskImportJob(db, file, options));
+}
+
+/** importIsk in slices of at most sliceMs; the connection must stay unused meanwhile. */
+export function importIskAsync(db: Database.Database, file: string, options: IskImportOptions = {}, sliceMs = 50): Promise<ImportSummary> {
+  return runTransactionAsync(db, iskImportJob(db, file, options), sliceMs);
+}
+
+/** Loads danbooru/iqdb's iqdb.sqlite into one space (replacing it), in one transaction. */
+export function importIqdb(db: Database.Database, file: string, options: IqdbImportOptions): ImportSummary {
+  return runTransaction(db, iqdbImportJob(db, file, options));
+}
+
+export function importIqdbAsync(db: Database.Database, file: string, options: IqdbImportOptions, sliceMs = 50): Promise<ImportSummary> {
+  return runTransactionAsync(db, iqdbImportJob(db, file, options), sliceMs);
+}
+
+/** The import as steps (yielding between batches), to run inside a write transaction. */
+export function* iskImportJob(db: Database.Database, file: string, options: IskImportOptions): Generator<void, ImportSummary> {
+  const target = options.space;
+  if (target !== undefined) checkSpaceId(target);
+  const keepOrder = options.keepFileOrder ?? true;
+  const { form } = readIskHeader(file);
+  if (form === 'savedb' && target === undefined) {
+    throw new ImportError(
+      'space',
+      `${file} is a single-space iskdaemon file (savedb/saveDbAs), which does not record its space id: say which space to load it into (--space N, or loadDb(N, file))`,
+    );
+  }
+  const writer = new BulkImportWriter(db);
+  const spaces: ImportedSpace[] = [];
+  const skipped: number[] = [];
+  const fileSpaces: number[] = [];
+  let current: ImportedSpace | null = null;
+  const sigBlob = Buffer.alloc(SIGNATURE_LENGTH * 2);
+  const fileSigBlob = Buffer.alloc(SIGNATURE_LENGTH * 2);
+  const bulk: BulkImage = { imageId: 0, width: 0, height: 0, avgl: new Float64Array(3), sig: sigBlob, keywords: [], fileSig: null, fileKeywords: null };
+  let spaceCount = -1;
+  const pick = (info: IskSpaceInfo): number | null => {
+    if (info.dbId === null) return target!;
+    if (target === undefined) return info.dbId;
+    if (info.dbId === target || spaceCount === 1) return target;
+    return null;
+  };
+
+  const summary = yield* parseIskFile(file, {
+    space(info) {
+      if (spaceCount < 0) spaceCount = info.spaceCount;
+      if (info.dbId !== null) fileSpaces.push(info.dbId);
+      const dbId = pick(info);
+      if (dbId === null) {
+        skipped.push(info.dbId!);
+        current = null;
+        return false;
+      }
+      checkSpaceId(dbId);
+      current = { dbId, fromSpace: info.dbId, images: 0, keywords: 0, replaced: writer.replaceSpace(dbId) };
+      spaces.push(current);
+      return true;
+    },
+    image(image: IskImage) {
+      const space = current!;
+      bulk.imageId = image.id;
+      bulk.width = image.width;
+      bulk.height = image.height;
+      bulk.avgl = image.avgl;
+      packInt16(image.coefs, sigBlob);
+      bulk.fileSig = keepOrder && !image.sortedInFile ? packInt16(image.fileCoefs, fileSigBlob) : null;
+      bulk.keywords = image.keywords;
+      bulk.fileKeywords = keepOrder && image.keywords.length > 1 && !sameOrder(image.keywords, hashSetOrder(image.keywords)) ? packInt32(image.keywords) : null;
+      writer.put(space.dbId, bulk);
+      space.images++;
+      space.keywords += image.keywords.length;
+    },
+    endSpace() {
+      current = null;
+    },
+  });
+  if (target !== undefined && spaces.length === 0) {
+    throw new ImportError(
+      'space',
+      `${file} holds database space${fileSpaces.length === 1 ? '' : 's'} ${fileSpaces.join(', ') || '(none)'}; none is space ${target}`,
+    );
+  }
+  writer.finish();
+  return {
+    file,
+    format: summary.form === 'savedb' ? 'isk-savedb' : 'isk-savealldbs',
+    spaces: spaces.sort((a, b) => a.dbId - b.dbId),
+    skipped,
+  };
+}
+
+export function* iqdbImportJob(db: Database.Database, file: string, options: IqdbImportOptions): Generator<void, ImportSummary> {
+  checkSpaceId(options.space);
+  const source = IqdbFile.open(file);
+  try {
+    const writer = new BulkImportWriter(db);
+    const space: ImportedSpace = { dbId: options.space, fromSpace: null, images: 0, keywords: 0, replaced: writer.replaceSpace(options.space) };
+    const sigBlob = Buffer.alloc(SIGNATURE_LENGTH * 2);
+    const bulk: BulkImage = { imageId: 0, width: 0, height: 0, avgl: new Float64Array(3), sig: sigBlob, keywords: [], fileSig: null, fileKeywords: null };
+    let previous = 0;
+    for (const image of source.images()) {
+      // post_id is UNIQUE in iqdb's schema; a file edited by hand might not say so.
+      if (image.postId === previous) throw new ImportError('damaged', `${file}: post ${image.postId} appears twice`);
+      previous = image.postId;
+      bulk.imageId = image.postId;
+      bulk.avgl = image.avgl;
+      packInt16(image.coefs, sigBlob);
+      writer.put(options.space, bulk);
+      if (++space.images % 2048 === 0) yield;
+    }
+    writer.finish();
+    return { file, format: 'iqdb', spaces: [space], skipped: [] };
+  } finally {
+    source.close();
+  }
+}
+
+function checkSpaceId(dbId: number): void {
+  if (!Number.isSafeInteger(dbId) || dbId < -0x80000000 || dbId > 0x7fffffff) {
+    throw new ImportError('space', `database space id ${dbId} is not a 32-bit whole number (iskdaemon's space ids are C ints)`);
+  }
+}
+
+function packInt16(values: Int32Array, into: Buffer): Buffer {
+  for (let k = 0; k < SIGNATURE_LENGTH; k++) into.writeInt16LE(values[k], k * 2);
+  return into;
+}
+
+function packInt32(values: ArrayLike<number>): Buffer {
+  const out = Buffer.alloc(values.length * 4);
+  for (let k = 0; k < values.length; k++) out.writeInt32LE(values[k], k * 4);
+  return out;
+}
+
+function sameOrder(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
+  if (a.length !== b.length) return false;
+  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
+  return true;
+}
+
+export function describeSummary(summary: ImportSummary): string[] {
+  const name = basename(summary.file);
+  const lines = summary.spaces.map(
+    (s) =>
+      `imported space ${s.dbId}${s.fromSpace !== null && s.fromSpace !== s.dbId ? ` (space ${s.fromSpace} of the file)` : ''} from ${name}: ${s.images} images, ${s.keywords} keywords${s.replaced > 0 ? ` (replaced ${s.replaced} images)` : ''}`,
+  );
+  if (summary.skipped.length > 0) lines.push(`not imported: space${summary.skipped.length === 1 ? '' : 's'} ${summary.skipped.join(', ')} of ${name}`);
+  return lines;
+}
