@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import pino from 'pino';
 import { DEFAULTS } from '../server/config.ts';
 import { collect, parsePositiveInt } from '../server/command.ts';
-import { ClusterLockedError, Supervisor } from './supervisor.ts';
+import { ClusterLockedError } from '../errors.ts';
+import { Supervisor } from './supervisor.ts';
 
 interface ClusterOptions {
   readers: number;

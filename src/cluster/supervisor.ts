@@ -6,6 +6,7 @@ import lockfile from 'proper-lockfile';
 import type { Logger } from 'pino';
 import { Instance, type InstanceSpec, type RestartPolicy } from './instance.ts';
 import { NginxFront, findNginx } from './nginx.ts';
+import { ClusterLockedError } from '../errors.ts';
 import { PACKAGE_ROOT } from '../package-root.ts';
 
 const CLI = join(PACKAGE_ROOT, 'bin/haarseek.js');
@@ -37,9 +38,6 @@ function findTaskset(): string | null {
   return null;
 }
 
-export class ClusterLockedError extends Error {
-  override name = 'ClusterLockedError';
-}
 
 /**
  * Starts the writer, the readers and nginx; keeps them running; stops them all on

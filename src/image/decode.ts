@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { IMAGE_SIDE } from '../signature/types.ts';
-import { ImageError } from './errors.ts';
+import { ImageError } from '../errors.ts';
 
 export interface DecodeLimits {
   /** Largest encoded image accepted, in bytes. */

@@ -1,52 +1,72 @@
-import { ParamError } from '../errors.ts';
-import { FAULTS, Fault, toFault } from './faults.ts';
-import { METHODS, type MethodDef, type RpcContext } from './methods.ts';
+import { MethodNotFoundError, ParamError, ReadOnlyError, UnauthorizedError, UnknownImageError, UnknownSpaceError } from '../errors.ts';
+import { toFault } from './faults.ts';
+import { type Access, METHODS, type MethodDef, type RpcContext } from './methods.ts';
 import { coerceParam } from './params.ts';
-import { faultResponse, methodResponse, parseMethodCall } from './wire.ts';
+import type { ParsePool } from './parse-pool.ts';
+import { type MethodCall, faultResponse, methodResponse } from './wire.ts';
 
 export interface DispatchOptions {
-  /** On a reader: sends a write call's body to the writer and returns its response. */
-  forwardWrite?: (body: Buffer) => Promise<Buffer>;
+  parser: ParsePool;
+  /** On a reader: sends a call that changes the database, with its credentials, to the writer and returns its response. */
+  forwardWrite?: (body: Buffer, authorization: string | undefined) => Promise<Buffer>;
   /** On a reader with --no-forward: why writes are refused (names the writer). */
   refuseWrites?: string;
   onInternalError(err: unknown, method: string): void;
+  /** One line per failed call: its method and why. */
+  onFailure(method: string, code: number, message: string): void;
+}
+
+/** What the HTTP layer knows about the caller. */
+export interface Caller {
+  /** The request carried the write key. */
+  authorized: boolean;
+  /** The Authorization header as sent, relayed when a write is forwarded. */
+  authorization?: string;
 }
 
 const SYSTEM_METHODS = ['system.listMethods', 'system.methodHelp', 'system.methodSignature', 'system.multicall'];
 
-/** Turns a request body into a response body: parse, route, check, run, serialise. */
+/** Turns a request body into a response body: parse, authorise, route, check, run, serialise. */
 export class RpcDispatcher {
   constructor(private readonly ctx: RpcContext, private readonly options: DispatchOptions) {}
 
-  async handle(body: Buffer): Promise<string | Buffer> {
+  async handle(body: Buffer, caller: Caller): Promise<string | Buffer> {
     let method = '(unparsed)';
     try {
-      const call = await parseMethodCall(body);
+      const call = await this.options.parser.parse(body);
       method = call.method;
-      if (this.isWriteCall(call.method, call.params)) {
-        if (this.options.forwardWrite) return await this.options.forwardWrite(body);
-        if (this.options.refuseWrites) throw new Fault(FAULTS.readOnly, this.options.refuseWrites);
+      const calls = this.calledMethods(call);
+      for (const def of calls) if (def.access !== 'read' && !caller.authorized) throw unauthorized(call.method, def.access);
+      if (calls.some((def) => def.mutates)) {
+        if (this.options.forwardWrite) return await this.options.forwardWrite(body, caller.authorization);
+        if (this.options.refuseWrites) throw new ReadOnlyError(this.options.refuseWrites);
       }
       return methodResponse(await this.call(call.method, call.params));
     } catch (err) {
       const { fault, internal } = toFault(err);
       if (internal) this.options.onInternalError(err, method);
+      this.options.onFailure(method, fault.code, fault.message);
       return faultResponse(fault);
     }
   }
 
-  private isWriteCall(method: string, params: unknown[]): boolean {
-    if (method === 'system.multicall') {
-      const calls = Array.isArray(params[0]) ? params[0] : [];
-      return calls.some((c) => METHODS[(c as { methodName?: string })?.methodName ?? '']?.write === true);
+  /** The haarseek methods a call runs: itself, or each entry of a multicall. */
+  private calledMethods(call: MethodCall): MethodDef[] {
+    if (call.method !== 'system.multicall') {
+      const def = METHODS.get(call.method);
+      return def ? [def] : [];
     }
-    return METHODS[method]?.write === true;
+    const entries = Array.isArray(call.params[0]) ? call.params[0] : [];
+    return entries.flatMap((entry) => {
+      const def = METHODS.get((entry as { methodName?: unknown })?.methodName as string);
+      return def ? [def] : [];
+    });
   }
 
   private async call(method: string, params: unknown[]): Promise<unknown> {
     switch (method) {
       case 'system.listMethods':
-        return [...Object.keys(METHODS), ...SYSTEM_METHODS].sort();
+        return [...METHODS.keys(), ...SYSTEM_METHODS].sort();
       case 'system.methodHelp':
         return this.lookup(String(params[0])).help;
       case 'system.methodSignature':
@@ -54,9 +74,16 @@ export class RpcDispatcher {
       case 'system.multicall':
         return this.multicall(params);
     }
-    const def = METHODS[method];
-    if (!def) throw new Fault(FAULTS.methodNotFound, `unknown method ${JSON.stringify(method)}; system.listMethods lists them`);
-    return def.run(this.ctx, checkArgs(method, def, params));
+    const def = this.lookup(method);
+    const args = checkArgs(method, def, params);
+    try {
+      return await def.run(this.ctx, args);
+    } catch (err) {
+      // iskdaemon answered an ordinary miss with a plain "no", which its clients test for.
+      if (err instanceof UnknownImageError && def.onMissing && 'image' in def.onMissing) return def.onMissing.image;
+      if (err instanceof UnknownSpaceError && def.onMissing && 'space' in def.onMissing) return def.onMissing.space;
+      throw err;
+    }
   }
 
   /** Each call's result is wrapped in a one-element array, each failure is a fault struct. */
@@ -81,10 +108,18 @@ export class RpcDispatcher {
   }
 
   private lookup(method: string): MethodDef {
-    const def = METHODS[method];
-    if (!def) throw new Fault(FAULTS.methodNotFound, `unknown method ${JSON.stringify(method)}`);
+    const def = METHODS.get(method);
+    if (!def) throw new MethodNotFoundError(`unknown method ${JSON.stringify(method)}; system.listMethods lists them`);
     return def;
   }
+}
+
+function unauthorized(method: string, access: Access): UnauthorizedError {
+  return new UnauthorizedError(
+    `${method} is a${access === 'admin' ? 'n admin' : ' write'} call and needs the server's write key: send it as HTTP Basic auth ` +
+      '(http://anyname:KEY@host/RPC in Python, Ruby and PHP clients) or as the header "Authorization: Bearer KEY". ' +
+      'The operator sets the key with --write-key or HAARSEEK_WRITE_KEY (npm start prints it once, and keeps it in the data directory\'s write.key).',
+  );
 }
 
 function checkArgs(method: string, def: MethodDef, raw: unknown[]): unknown[] {

@@ -2,8 +2,14 @@ import { ParamError } from '../errors.ts';
 
 /** Largest image id: ids are exact integers in a double, as in most clients' languages. */
 export const MAX_ID = 2 ** 53;
+/**
+ * Largest id an XML-RPC client may add: XML-RPC's <int> is 32-bit, and PHP's, Ruby's
+ * and Python's clients send ids as <int>, so a larger one could never be asked about
+ * again. Larger ids (added through the JSON API) go out as <i8>.
+ */
+export const MAX_XMLRPC_NEW_ID = 2 ** 31 - 1;
 
-export type ParamType = 'int' | 'id' | 'bool' | 'string' | 'blob' | 'intList' | 'keywordList';
+export type ParamType = 'int' | 'id' | 'newId' | 'bool' | 'string' | 'blob' | 'intList' | 'keywordList';
 
 export interface ParamSpec {
   name: string;
@@ -23,6 +29,15 @@ export function coerceParam(spec: ParamSpec, value: unknown, position: number): 
     case 'id': {
       const id = toInt(value, where);
       if (id < 1 || id > MAX_ID) throw new ParamError(`${where} must be an id from 1 to 2^53, got ${id}`);
+      return id;
+    }
+    case 'newId': {
+      const id = toInt(value, where);
+      if (id < 1 || id > MAX_XMLRPC_NEW_ID) {
+        throw new ParamError(
+          `${where} must be an id from 1 to 2147483647 (2^31-1): XML-RPC integers are 32-bit, so XML-RPC clients could not send a larger id back; got ${id} (the JSON API takes ids up to 2^53)`,
+        );
+      }
       return id;
     }
     case 'bool':

@@ -1,24 +1,32 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import Fastify from 'fastify';
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { loadEngine } from '../engine.ts';
-import { WriterUnreachableError } from '../errors.ts';
+import { BusyError, HaarseekError, PayloadTooLargeError, ProtocolError, WriterUnreachableError } from '../errors.ts';
 import { IndexCatalog } from '../index/catalog.ts';
 import { RpcDispatcher } from '../rpc/dispatch.ts';
-import { FAULTS, Fault } from '../rpc/faults.ts';
+import { toFault } from '../rpc/faults.ts';
 import type { RpcContext } from '../rpc/methods.ts';
+import { ParsePool } from '../rpc/parse-pool.ts';
 import { faultResponse } from '../rpc/wire.ts';
+import { createService } from '../service/service.ts';
 import { WriterStore } from '../store/writer-store.ts';
-import { type ServerConfig, databasePath, savepointPath } from './config.ts';
-import { ImageService } from './image-service.ts';
+import { Admission } from './admission.ts';
+import { type ServerConfig, databasePath, protectedPaths, savepointPath } from './config.ts';
 import { type LogRing } from './log.ts';
 import { ReaderSync } from './reader-sync.ts';
+import { carriesKey } from './write-key.ts';
 import { acquireWriterLock } from './writer-lock.ts';
 
 export interface RunningServer {
   close(): Promise<void>;
 }
+
+/** Paths that are not requests for work: never queued behind work, never refused as busy. */
+const CONTROL_PATHS = new Set(['/health', '/metrics']);
+/** nginx marks what it proxies, so a full process answers it with 503 (nginx then tries another reader). */
+const FRONT_HEADER = 'x-haarseek-front';
 
 /** Starts a writer or a reader: storage, index, XML-RPC routes and /health. */
 export async function startServer(config: ServerConfig, log: Logger, ring: LogRing, requestShutdown: () => void): Promise<RunningServer> {
@@ -43,7 +51,7 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
     sync = new ReaderSync({ dbPath, catalog, log, retryBoundMs: config.refreshRetryMs, busyTimeoutMs: 100 });
   }
 
-  const service = new ImageService({
+  const service = createService({
     engine,
     catalog,
     queries: () => writer ?? sync!.store(),
@@ -52,9 +60,12 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
     maxConcurrentDecodes: config.maxConcurrentDecodes,
     allowedDirs,
     savepointPath: savepointPath(config.dataDir),
+    protectedPaths: protectedPaths(config.dataDir),
     maxResults: config.maxResults,
+    maxSpaces: config.maxSpaces,
   });
   const startedAt = Date.now();
+  const admission = new Admission(config.maxInFlight);
   let requests = 0;
   const ctx: RpcContext = {
     service,
@@ -78,13 +89,16 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
     recentLog: (lines) => ring.tail(lines),
     shutdown: () => setTimeout(requestShutdown, 50),
   };
+  const parser = new ParsePool(config.parseWorkers);
   const dispatcher = new RpcDispatcher(ctx, {
-    forwardWrite: config.role === 'reader' && config.forwardWrites && config.writerUrl ? forwarder(config.writerUrl, config.requestTimeoutMs) : undefined,
+    parser,
+    forwardWrite: config.role === 'reader' && config.forwardWrites && config.writerUrl ? forwarder(config.writerUrl, config.requestTimeoutMs, log) : undefined,
     refuseWrites:
       config.role === 'reader'
         ? `this reader does not accept write calls${config.writerUrl ? `; send them to the writer at ${config.writerUrl}` : ''}`
         : undefined,
     onInternalError: (err, method) => log.error({ err, method }, 'internal error'),
+    onFailure: (method, code, reason) => log.info({ method, fault: code, reason }, 'call failed'),
   });
 
   // Fastify's own per-request logging stays off; haarseek logs what matters itself.
@@ -95,23 +109,54 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
   });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  const rpcFault = (reply: FastifyReply, err: HaarseekError, status = 200) => reply.code(status).type('text/xml').send(faultResponse(toFault(err).fault));
   app.setErrorHandler((err: { code?: string; message: string; statusCode?: number }, _req, reply) => {
-    const tooLarge = err.code === 'FST_ERR_CTP_BODY_TOO_LARGE';
-    const fault = tooLarge
-      ? new Fault(FAULTS.payloadTooLarge, `the request is larger than this server's limit of ${config.maxBodyBytes} bytes`)
-      : new Fault(FAULTS.parseError, `bad request: ${err.message}`);
-    if (!tooLarge && (err.statusCode ?? 500) >= 500) log.error({ err }, 'request failed');
-    return reply.code(200).type('text/xml').send(faultResponse(fault));
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return rpcFault(reply, new PayloadTooLargeError(`the request is larger than this server's limit of ${config.maxBodyBytes} bytes`));
+    }
+    if ((err.statusCode ?? 500) >= 500) log.error({ err }, 'request failed');
+    return rpcFault(reply, new ProtocolError(`bad request: ${err.message}`));
   });
 
-  const rpc = async (body: unknown) => {
+  // Admission: a slot per request of work, taken before its body is read.
+  const slots = new WeakMap<FastifyRequest, { release: () => void; held: boolean }>();
+  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+    if (CONTROL_PATHS.has(req.url)) return;
+    const release = admission.enter();
+    if (!release) {
+      log.warn({ inFlight: admission.current, limit: admission.limit }, 'busy: refused a request');
+      const busy = new BusyError(`this server is busy (${admission.limit} requests in progress); retry shortly`);
+      return rpcFault(reply, busy, req.headers[FRONT_HEADER] ? 503 : 200);
+    }
+    // Normally the slot is freed when the answer is sent; a call answered at its
+    // timeout keeps it until its work really ends, so stuck work still counts.
+    const slot = { release, held: false };
+    slots.set(req, slot);
+    reply.raw.once('close', () => {
+      if (!slot.held) release();
+    });
+  });
+
+  const rpc = async (req: FastifyRequest, reply: FastifyReply) => {
     requests++;
     if (sync) await sync.ensureFresh();
-    return dispatcher.handle(Buffer.isBuffer(body) ? body : Buffer.alloc(0));
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const authorization = req.headers.authorization;
+    const caller = { authorized: carriesKey(authorization, config.writeKey), authorization };
+    const work = dispatcher.handle(body, caller);
+    const slot = slots.get(req);
+    if (slot) {
+      slot.held = true;
+      void work.finally(slot.release);
+    }
+    const answer = await withTimeout(work, config.requestTimeoutMs, () => {
+      log.warn({ timeoutMs: config.requestTimeoutMs }, 'a call ran past the request timeout; answered busy');
+      return faultResponse(toFault(new BusyError(`the call did not finish within ${config.requestTimeoutMs} ms; retry later`)).fault);
+    });
+    return reply.type('text/xml').send(answer);
   };
-  for (const url of ['/RPC', '/RPC2', '/']) {
-    app.post(url, async (req, reply) => reply.type('text/xml').send(await rpc(req.body)));
-  }
+  for (const url of ['/RPC', '/RPC2', '/']) app.post(url, rpc);
   app.get('/health', async (_req, reply) => {
     if (sync) await sync.ensureFresh();
     const ready = config.role === 'writer' || sync!.ready;
@@ -128,6 +173,9 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
       snapshotAgeMs: lastRefresh ? Date.now() - lastRefresh : null,
       stale: sync?.stale ?? false,
       lastError: sync?.lastError ?? null,
+      inFlight: admission.current,
+      maxInFlight: admission.limit,
+      busyAnswers: admission.busyAnswers,
       refreshes: sync?.refreshes,
       lastFullLoadMs: sync?.lastFullLoadMs,
     });
@@ -135,11 +183,12 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
 
   if (sync) await sync.ensureFresh();
   await app.listen({ host: config.host, port: config.port });
-  log.info({ role: config.role, url: `http://${config.host}:${config.port}/RPC`, engine: engine.name, images: catalog.imageCount() }, 'listening');
+  log.info({ url: `http://${config.host}:${config.port}/RPC`, engine: engine.name, images: catalog.imageCount() }, 'listening');
 
   return {
     async close() {
       await app.close();
+      await parser.close();
       sync?.close();
       writer?.close();
       await releaseLock?.();
@@ -147,21 +196,35 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
   };
 }
 
-/** Relays a write call's raw XML to the writer and its raw answer back. */
-function forwarder(writerUrl: string, timeoutMs: number): (body: Buffer) => Promise<Buffer> {
-  return async (body) => {
+/** The work's answer, or onTimeout's once the bound passes (the work itself runs on to its end). */
+async function withTimeout<T>(work: Promise<T>, ms: number, onTimeout: () => T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<T>((resolve) => {
+    timer = setTimeout(() => resolve(onTimeout()), ms);
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Relays a write call's raw XML, with the caller's credentials, to the writer and its raw answer back. */
+function forwarder(writerUrl: string, timeoutMs: number, log: Logger): (body: Buffer, authorization: string | undefined) => Promise<Buffer> {
+  return async (body, authorization) => {
     let response: Response;
+    const headers: Record<string, string> = { 'content-type': 'text/xml' };
+    if (authorization) headers.authorization = authorization;
     try {
-      response = await fetch(writerUrl, {
-        method: 'POST',
-        headers: { 'content-type': 'text/xml' },
-        body: new Uint8Array(body),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
+      response = await fetch(writerUrl, { method: 'POST', headers, body: new Uint8Array(body), signal: AbortSignal.timeout(timeoutMs) });
     } catch (err) {
-      throw new WriterUnreachableError(`the writer at ${writerUrl} did not answer (${(err as Error).message}); retry shortly`);
+      log.warn({ writerUrl, err: (err as Error).message }, 'the writer did not answer a forwarded write');
+      throw new WriterUnreachableError('the writer did not answer; retry shortly');
     }
-    if (!response.ok) throw new WriterUnreachableError(`the writer at ${writerUrl} answered HTTP ${response.status}; retry shortly`);
+    if (!response.ok) {
+      log.warn({ writerUrl, status: response.status }, 'the writer refused a forwarded write');
+      throw new WriterUnreachableError(`the writer answered HTTP ${response.status}; retry shortly`);
+    }
     return Buffer.from(await response.arrayBuffer());
   };
 }

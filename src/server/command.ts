@@ -1,9 +1,11 @@
+import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { startServer } from './app.ts';
 import { DEFAULTS, type ServerConfig } from './config.ts';
 import { LogRing, createLogger } from './log.ts';
-import { WriterLockedError } from './writer-lock.ts';
+import { WriterLockedError } from '../errors.ts';
+import { resolveWriteKey } from './write-key.ts';
 
 export function parsePositiveInt(value: string): number {
   const n = Number(value);
@@ -30,7 +32,14 @@ interface ServeOptions {
   maxResults: number;
   requestTimeoutMs: number;
   refreshRetryMs: number;
+  writeKey?: string;
+  maxInFlight: number;
+  maxSpaces: number;
+  parseWorkers: number;
 }
+
+/** How often a supervised process tells its supervisor that its event loop turns. */
+const HEARTBEAT_MS = 1000;
 
 /** `haarseek serve`: one writer or one reader process. */
 export function registerServeCommand(program: Command): void {
@@ -51,6 +60,10 @@ export function registerServeCommand(program: Command): void {
     .option('--max-results <n>', 'largest numres accepted', parsePositiveInt, DEFAULTS.maxResults)
     .option('--request-timeout-ms <n>', 'time limit for one request', parsePositiveInt, DEFAULTS.requestTimeoutMs)
     .option('--refresh-retry-ms <n>', 'reader: how long a refresh retries before answering from the last snapshot', parsePositiveInt, DEFAULTS.refreshRetryMs)
+    .option('--write-key <key>', 'key that write and admin calls must carry (default: HAARSEEK_WRITE_KEY, else DATA/write.key, generated when missing)')
+    .option('--max-in-flight <n>', 'requests held at once; past it a request is answered busy at once', parsePositiveInt, DEFAULTS.maxInFlight)
+    .option('--max-spaces <n>', 'database spaces this server holds at most', parsePositiveInt, DEFAULTS.maxSpaces)
+    .option('--parse-workers <n>', 'threads parsing large XML-RPC bodies off the event loop (0: parse inline)', parsePositiveInt, DEFAULTS.parseWorkers)
     .action(async (opts: ServeOptions) => {
       const port = opts.port ?? (opts.role === 'writer' ? DEFAULTS.writerPort : DEFAULTS.readerBasePort);
       const config: ServerConfig = {
@@ -68,7 +81,13 @@ export function registerServeCommand(program: Command): void {
         maxResults: opts.maxResults,
         requestTimeoutMs: opts.requestTimeoutMs,
         refreshRetryMs: opts.refreshRetryMs,
+        writeKey: '',
+        maxInFlight: Math.max(1, opts.maxInFlight),
+        maxSpaces: opts.maxSpaces,
+        parseWorkers: opts.parseWorkers,
       };
+      mkdirSync(config.dataDir, { recursive: true });
+      config.writeKey = resolveWriteKey(config.dataDir, opts.writeKey ?? process.env.HAARSEEK_WRITE_KEY).key;
       const ring = new LogRing();
       const log = createLogger(config.logLevel, { role: config.role, port }, ring);
       let stopping = false;
@@ -83,7 +102,7 @@ export function registerServeCommand(program: Command): void {
         }, 10_000);
         force.unref();
         await server?.close();
-        log.info('stopped');
+        log.info({ reason }, 'stopped');
         process.exit(0);
       };
       process.on('SIGTERM', () => void stop('SIGTERM'));
@@ -94,6 +113,12 @@ export function registerServeCommand(program: Command): void {
         setInterval(() => {
           if (process.ppid !== supervisor) void stop('supervisor gone');
         }, 1000).unref();
+      }
+      if (process.send) {
+        // Liveness: a beat per turn of the event loop (at most one a second), so the
+        // supervisor can tell a busy process, which beats, from a stuck one.
+        setInterval(() => process.send?.({ beat: Date.now() }), HEARTBEAT_MS).unref();
+        process.on('disconnect', () => void stop('supervisor gone'));
       }
       try {
         server = await startServer(config, log, ring, () => void stop('shutdownServer'));

@@ -19,6 +19,14 @@ export interface ServerConfig {
   requestTimeoutMs: number;
   /** Reader: how long a refresh retries before answering stale. */
   refreshRetryMs: number;
+  /** The key write and admin calls must carry. */
+  writeKey: string;
+  /** Requests one process holds at once; past it, an immediate "busy". */
+  maxInFlight: number;
+  /** Database spaces one server holds at most. */
+  maxSpaces: number;
+  /** Worker threads that parse large XML-RPC bodies off the event loop. */
+  parseWorkers: number;
 }
 
 export const DEFAULTS = {
@@ -28,13 +36,16 @@ export const DEFAULTS = {
   readerBasePort: 31130,
   dataDir: './data',
   logLevel: 'info',
-  // base64 inflates by 4/3, so a 32 MiB image fits in a request of this size.
-  maxBodyBytes: 48 * 1024 * 1024,
+  // base64 inflates by 4/3, so a 40 MiB image fits in a request of this size.
+  maxBodyBytes: 64 * 1024 * 1024,
   maxPixels: DEFAULT_DECODE_LIMITS.maxPixels,
   maxConcurrentDecodes: Math.max(2, availableParallelism()),
   maxResults: 1000,
   requestTimeoutMs: 60_000,
   refreshRetryMs: 2_000,
+  maxInFlight: 256,
+  maxSpaces: 1000,
+  parseWorkers: 1,
 };
 
 export function databasePath(dataDir: string): string {
@@ -43,4 +54,24 @@ export function databasePath(dataDir: string): string {
 
 export function savepointPath(dataDir: string): string {
   return join(resolve(dataDir), 'haarseek.savepoint.db');
+}
+
+/**
+ * The files a server runs on: no client-named save, load or export path may be one of
+ * them. The journal variants cover every SQLite mode; the lock is proper-lockfile's.
+ */
+export function protectedPaths(dataDir: string): string[] {
+  const db = databasePath(dataDir);
+  return [
+    db,
+    `${db}-journal`,
+    `${db}-wal`,
+    `${db}-shm`,
+    `${db}.lock`,
+    `${db}.writer.json`,
+    savepointPath(dataDir),
+    `${savepointPath(dataDir)}-journal`,
+    join(resolve(dataDir), 'cluster.lock'),
+    join(resolve(dataDir), 'write.key'),
+  ];
 }

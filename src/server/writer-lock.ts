@@ -1,5 +1,6 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import lockfile from 'proper-lockfile';
+import { WriterLockedError } from '../errors.ts';
 
 export interface LockHolder {
   pid: number;
@@ -7,9 +8,6 @@ export interface LockHolder {
   since: string;
 }
 
-export class WriterLockedError extends Error {
-  override name = 'WriterLockedError';
-}
 
 /**
  * The single-writer lock: proper-lockfile's `<db>.lock` directory, plus a small file

@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { StoreError, checkSchema, createSchema } from './schema.ts';
+import { FileError } from '../errors.ts';
+import { checkSchema, createSchema } from './schema.ts';
 
 /**
  * Rollback-journal mode, not WAL: every commit rewrites the main file's header, whose
@@ -29,17 +30,17 @@ export function openReadOnly(path: string, busyTimeoutMs: number): Database.Data
   try {
     db = new Database(path, { readonly: true, fileMustExist: true });
   } catch (err) {
-    throw new StoreError(`cannot open ${path} read-only: ${(err as Error).message}`);
+    throw new FileError(`cannot open ${path} read-only: ${(err as Error).message}`);
   }
   try {
     db.pragma(`busy_timeout = ${busyTimeoutMs}`);
-    if (checkSchema(db, path) === 'empty') throw new StoreError(`${path} is not initialised yet (no writer has opened it)`);
+    if (checkSchema(db, path) === 'empty') throw new FileError(`${path} is not initialised yet (no writer has opened it)`);
     return db;
   } catch (err) {
     db.close();
     const code = (err as { code?: string }).code ?? '';
     if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) {
-      throw new StoreError(`${path} is not a haarseek database (not a SQLite file, or a damaged one)`);
+      throw new FileError(`${path} is not a haarseek database (not a SQLite file, or a damaged one)`);
     }
     throw err;
   }

@@ -1,15 +1,10 @@
 import type Database from 'better-sqlite3';
+import { FileError } from '../errors.ts';
 
 /** 'HSK1' — marks a SQLite file as haarseek's so a foreign file is refused, not altered. */
 export const APPLICATION_ID = 0x48534b31;
 export const SCHEMA_VERSION = 1;
 
-export class StoreError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'StoreError';
-  }
-}
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS spaces (
@@ -50,14 +45,14 @@ export function checkSchema(db: Database.Database, path: string): 'empty' | 'ok'
   const version = db.pragma('user_version', { simple: true }) as number;
   if (appId === 0 && version === 0) {
     const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number };
-    if (tables.n > 0) throw new StoreError(`${path} is a SQLite file of another application (not a haarseek database)`);
+    if (tables.n > 0) throw new FileError(`${path} is a SQLite file of another application (not a haarseek database)`);
     return 'empty';
   }
-  if (appId !== APPLICATION_ID) throw new StoreError(`${path} is a SQLite file of another application (not a haarseek database)`);
+  if (appId !== APPLICATION_ID) throw new FileError(`${path} is a SQLite file of another application (not a haarseek database)`);
   if (version > SCHEMA_VERSION) {
-    throw new StoreError(`${path} has haarseek schema version ${version}; this haarseek reads up to version ${SCHEMA_VERSION}: upgrade haarseek`);
+    throw new FileError(`${path} has haarseek schema version ${version}; this haarseek reads up to version ${SCHEMA_VERSION}: upgrade haarseek`);
   }
-  if (version < SCHEMA_VERSION) throw new StoreError(`${path} has an unknown older haarseek schema version ${version}`);
+  if (version < SCHEMA_VERSION) throw new FileError(`${path} has an unknown older haarseek schema version ${version}`);
   return 'ok';
 }
 

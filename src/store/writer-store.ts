@@ -4,7 +4,7 @@ import { SIGNATURE_LENGTH, type Signature } from '../signature/types.ts';
 import { encodeCoefs } from './codec.ts';
 import { openReadOnly, openWritable } from './open.ts';
 import { StoreQueries } from './queries.ts';
-import { StoreError } from './schema.ts';
+import { FileError } from '../errors.ts';
 
 /** How many change-log rows are kept for readers to replay; older readers reload fully. */
 const CHANGE_LOG_KEEP = 200_000;
@@ -126,7 +126,7 @@ export class WriterStore extends StoreQueries {
 
   /** A haarseek file holding one space (with its keywords), written atomically to path. */
   saveSpaceTo(dbId: number, path: string): number {
-    if (!this.hasSpace(dbId)) throw new StoreError(`database space ${dbId} does not exist`);
+    if (!this.hasSpace(dbId)) throw new FileError(`database space ${dbId} does not exist`);
     const tmp = `${path}.tmp-${process.pid}`;
     rmSync(tmp, { force: true });
     try {
@@ -164,7 +164,7 @@ export class WriterStore extends StoreQueries {
     if (target !== 'all') {
       if (sourceSpaces.includes(target)) from = target;
       else if (sourceSpaces.length === 1) from = sourceSpaces[0];
-      else throw new StoreError(`${path} holds ${sourceSpaces.length} database spaces and none is ${target}`);
+      else throw new FileError(`${path} holds ${sourceSpaces.length} database spaces and none is ${target}`);
     }
     this.db.prepare('ATTACH DATABASE ? AS import').run(path);
     try {
@@ -173,7 +173,7 @@ export class WriterStore extends StoreQueries {
         .prepare(`SELECT count(*) FROM import.images WHERE (? IS NULL OR db_id = ?) AND (typeof(sig) != 'blob' OR length(sig) != ${SIGNATURE_LENGTH * 2})`)
         .pluck()
         .get(from ?? null, from ?? null) as number;
-      if (damaged > 0) throw new StoreError(`${path}: ${damaged} stored signature(s) are damaged (not ${SIGNATURE_LENGTH * 2}-byte blobs); nothing was loaded`);
+      if (damaged > 0) throw new FileError(`${path}: ${damaged} stored signature(s) are damaged (not ${SIGNATURE_LENGTH * 2}-byte blobs); nothing was loaded`);
       return this.write(() => {
         if (target === 'all') {
           const touched = new Set([...this.spaceIds(), ...sourceSpaces]);

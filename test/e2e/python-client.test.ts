@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { originalPath } from '../helpers/corpus.ts';
 import { REPO_ROOT } from '../helpers/paths.ts';
-import { type ServerProcess, startServerProcess, stopProcess, tempDataDir } from '../helpers/server.ts';
+import { type ServerProcess, keyedUrl, startServerProcess, stopProcess, tempDataDir } from '../helpers/server.ts';
 
 const run = promisify(execFile);
 
@@ -25,7 +25,7 @@ describe("iskdaemon's API scenario with Python's xmlrpc.client", () => {
     const reader = await startServerProcess('reader', dataDir, { writerUrl: writer.url });
     procs.push(writer, reader);
     const script = join(REPO_ROOT, 'test/e2e/iskdaemon_scenario.py');
-    const result = await run('python3', [script, '--url', reader.url, '--images', images, '--shutdown', writer.url]).catch((err) => err);
+    const result = await run('python3', [script, '--url', keyedUrl(reader.url), '--images', images, '--shutdown', keyedUrl(writer.url)]).catch((err) => err);
     const lines = String(result.stdout).trim().split('\n').map((l) => JSON.parse(l));
     const failed = lines.filter((l) => l.ok === false);
     expect(failed).toEqual([]);

@@ -2,7 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { findNginx } from '../../src/cluster/nginx.ts';
-import { freePort, freePortRun } from './server.ts';
+import { TEST_ENV, freePort, freePortRun } from './server.ts';
 import { REPO_ROOT } from './paths.ts';
 
 export const NGINX_INSTALLED = findNginx() !== null;
@@ -33,7 +33,7 @@ export async function startCluster(
     '--writer-port', String(writerPort), '--reader-base-port', String(readerBasePort),
     '--log-level', 'info', '--health-interval-ms', '300', ...(opts.extraArgs ?? []),
   ];
-  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: TEST_ENV });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));

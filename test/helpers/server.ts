@@ -9,6 +9,13 @@ import { REPO_ROOT } from './paths.ts';
 
 export const CLI = join(REPO_ROOT, 'bin/haarseek.js');
 
+/** The write key every test server and cluster is started with (HAARSEEK_WRITE_KEY). */
+export const TEST_WRITE_KEY = 'test-key-5b7f0c';
+/** The environment test processes run with: the machine's, plus the write key. */
+export const TEST_ENV = { ...process.env, HAARSEEK_WRITE_KEY: TEST_WRITE_KEY };
+/** The header an authorised client sends (Basic auth with the key as password, as `http://user:KEY@host` does). */
+export const AUTH_HEADER = `Basic ${Buffer.from(`client:${TEST_WRITE_KEY}`).toString('base64')}`;
+
 /**
  * Ports for test servers come from below Linux's ephemeral range (32768 and up):
  * inside it, an outgoing connection of any process (nginx, a client) can hold a
@@ -61,7 +68,7 @@ export async function startServerProcess(
   const port = opts.port ?? (await freePort());
   const args = [CLI, 'serve', '--role', role, '--data', dataDir, '--port', String(port), '--log-level', 'warn', ...(opts.extraArgs ?? [])];
   if (opts.writerUrl) args.push('--writer-url', opts.writerUrl);
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: TEST_ENV });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
@@ -107,9 +114,12 @@ export class RpcFault extends Error {
   }
 }
 
-/** A promise-returning XML-RPC client (the `xmlrpc` package). */
-export function rpcClient(url: string): (method: string, ...params: unknown[]) => Promise<any> {
-  const client = xmlrpc.createClient(url);
+/**
+ * A promise-returning XML-RPC client (the `xmlrpc` package), sending the test write key
+ * as Basic auth unless `key` is null (an anonymous client) or another key.
+ */
+export function rpcClient(url: string, key: string | null = TEST_WRITE_KEY): (method: string, ...params: unknown[]) => Promise<any> {
+  const client = xmlrpc.createClient(key === null ? url : { url, basic_auth: { user: 'client', pass: key } });
   return (method, ...params) =>
     new Promise((resolve, reject) => {
       client.methodCall(method, params, (err: any, value: unknown) => {
@@ -121,8 +131,10 @@ export function rpcClient(url: string): (method: string, ...params: unknown[]) =
 }
 
 /** Posts a raw body to an XML-RPC endpoint and returns the response text. */
-export async function postRaw(url: string, body: string | Buffer): Promise<{ status: number; text: string }> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'text/xml' }, body: typeof body === 'string' ? body : new Uint8Array(body) });
+export async function postRaw(url: string, body: string | Buffer, authorized = true): Promise<{ status: number; text: string }> {
+  const headers: Record<string, string> = { 'content-type': 'text/xml' };
+  if (authorized) headers.authorization = AUTH_HEADER;
+  const res = await fetch(url, { method: 'POST', headers, body: typeof body === 'string' ? body : new Uint8Array(body) });
   return { status: res.status, text: await res.text() };
 }
 
@@ -138,4 +150,12 @@ export async function expectFault(promise: Promise<unknown>, code: number): Prom
     throw err;
   }
   throw new Error(`expected fault ${code}, got a result`);
+}
+
+/** The URL with the test write key in it, as a Python, Ruby or PHP user writes it. */
+export function keyedUrl(url: string, key = TEST_WRITE_KEY): string {
+  const u = new URL(url);
+  u.username = 'client';
+  u.password = key;
+  return u.href;
 }

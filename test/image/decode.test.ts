@@ -2,7 +2,7 @@ import { crc32, deflateSync } from 'node:zlib';
 import sharp, { type Sharp } from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { decodeToRgb128, type DecodeLimits } from '../../src/image/decode.ts';
-import { ImageError } from '../../src/image/errors.ts';
+import { ImageError } from '../../src/errors.ts';
 import { original } from '../helpers/corpus.ts';
 
 const RGB_BYTES = 128 * 128 * 3;

@@ -1,7 +1,7 @@
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FAULTS } from '../../src/rpc/faults.ts';
+import { ERRORS } from '../../src/errors.ts';
 import { original, originalPath } from '../helpers/corpus.ts';
 import { type ServerProcess, expectFault, postRaw, rpcClient, startServerProcess, stopProcess, tempDataDir } from '../helpers/server.ts';
 
@@ -64,7 +64,7 @@ describe('iskdaemon API through a reader (writes forwarded)', () => {
     expect(await r('getKeywordsImg', 1, 2)).toEqual([20]);
     expect(await r('removeAllKeywordImg', 1, 3)).toBe(true);
     expect(await r('getKeywordsImg', 1, 3)).toEqual([]);
-    await expectFault(r('addKeywordImg', 1, 999, 1), FAULTS.unknownImage);
+    await expectFault(r('addKeywordImg', 1, 999, 1), ERRORS.unknownImage.fault);
   });
 
   it('paths: addImg, queryImgPath and addDir inside the data directory', async () => {
@@ -124,7 +124,7 @@ describe('iskdaemon API through a reader (writes forwarded)', () => {
       { methodName: 'isValidDb', params: [1] },
     ]);
     expect(multi[0]).toEqual([await r('getDbImgCount', 1)]);
-    expect(multi[1].faultCode).toBe(FAULTS.unknownSpace);
+    expect(multi[1].faultCode).toBe(ERRORS.unknownSpace.fault);
     expect(multi[2]).toEqual([true]);
   });
 
@@ -132,7 +132,7 @@ describe('iskdaemon API through a reader (writes forwarded)', () => {
     const before = await r('getDbImgCount', 1);
     expect(await r('removeImg', 1, 6)).toBe(1);
     expect(await r('getDbImgCount', 1)).toBe(before - 1);
-    await expectFault(r('removeImg', 1, 6), FAULTS.unknownImage);
+    await expectFault(r('removeImg', 1, 6), ERRORS.unknownImage.fault);
     expect(await r('removeDb', 2)).toBe(true);
     expect(await r('isValidDb', 2)).toBe(false);
   });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FAULTS } from '../../src/rpc/faults.ts';
+import { ERRORS } from '../../src/errors.ts';
 import { original } from '../helpers/corpus.ts';
 import { type ServerProcess, expectFault, health, postRaw, rpcClient, startServerProcess, stopProcess, tempDataDir } from '../helpers/server.ts';
 
@@ -43,7 +43,7 @@ describe('bad input gets a clear fault; the process stays up and nothing stored 
       for (const body of ['<methodCall><methodName>getDbList', 'not xml at all', '', '<a></b>']) {
         const { status, text } = await postRaw(url(), body);
         expect(status).toBe(200);
-        expect(text, body).toContain(`<int>${FAULTS.parseError}</int>`);
+        expect(text, body).toContain(`<int>${ERRORS.parseError.fault}</int>`);
       }
     });
 
@@ -52,7 +52,7 @@ describe('bad input gets a clear fault; the process stays up and nothing stored 
       const external = `<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><methodCall><methodName>queryImgPath</methodName><params>${int(1)}<param><value><string>&xxe;</string></value></param></params></methodCall>`;
       for (const body of [laughs, external]) {
         const { text } = await postRaw(url(), body);
-        expect(text).toContain(`<int>${FAULTS.parseError}</int>`);
+        expect(text).toContain(`<int>${ERRORS.parseError.fault}</int>`);
         expect(text).toContain('DOCTYPE');
         expect(text).not.toContain('root:');
       }
@@ -60,42 +60,42 @@ describe('bad input gets a clear fault; the process stays up and nothing stored 
 
     it(`${target}: unknown method, wrong parameter counts and types`, async () => {
       const c = rpcClient(url());
-      await expectFault(c('noSuchMethod', 1), FAULTS.methodNotFound);
-      await expectFault(c('getDbImgCount'), FAULTS.invalidParams);
-      await expectFault(c('getDbImgCount', 1, 2), FAULTS.invalidParams);
-      await expectFault(c('getDbImgCount', 'one'), FAULTS.invalidParams);
-      await expectFault(c('queryImgID', 1, [1, 2]), FAULTS.invalidParams);
-      await expectFault(c('queryImgID', 1, 1, 12, 'maybe'), FAULTS.invalidParams);
-      await expectFault(c('getDbImgCount', 99), FAULTS.unknownSpace);
-      await expectFault(c('queryImgID', 1, 999), FAULTS.unknownImage);
+      await expectFault(c('noSuchMethod', 1), ERRORS.methodNotFound.fault);
+      await expectFault(c('getDbImgCount'), ERRORS.invalidParams.fault);
+      await expectFault(c('getDbImgCount', 1, 2), ERRORS.invalidParams.fault);
+      await expectFault(c('getDbImgCount', 'one'), ERRORS.invalidParams.fault);
+      await expectFault(c('queryImgID', 1, [1, 2]), ERRORS.invalidParams.fault);
+      await expectFault(c('queryImgID', 1, 1, 12, 'maybe'), ERRORS.invalidParams.fault);
+      await expectFault(c('getDbImgCount', 99), ERRORS.unknownSpace.fault);
+      await expectFault(c('queryImgID', 1, 999), ERRORS.unknownImage.fault);
     });
 
     it(`${target}: numres 0, negative and huge; ids out of range`, async () => {
       const c = rpcClient(url());
-      for (const n of [0, -5, 1_000_000]) await expectFault(c('queryImgID', 1, 1, n), FAULTS.invalidParams);
-      for (const id of [0, -1]) await expectFault(c('queryImgID', 1, id), FAULTS.invalidParams);
+      for (const n of [0, -5, 1_000_000]) await expectFault(c('queryImgID', 1, 1, n), ERRORS.invalidParams.fault);
+      for (const id of [0, -1]) await expectFault(c('queryImgID', 1, id), ERRORS.invalidParams.fault);
       const { text } = await postRaw(url(), call('isImgOnDb', int(1) + `<param><value><i8>9007199254740993</i8></value></param>`));
-      expect(text).toContain(`<int>${FAULTS.invalidParams}</int>`);
+      expect(text).toContain(`<int>${ERRORS.invalidParams.fault}</int>`);
       const big = await postRaw(url(), call('isImgOnDb', int(1) + `<param><value><i8>9007199254740992</i8></value></param>`));
       expect(big.text).toContain('<boolean>0</boolean>');
     });
 
     it(`${target}: invalid base64, empty, corrupt, truncated and bomb images`, async () => {
       const c = rpcClient(url());
-      await expectFault(c('queryImgBlob', 1, 'this is not base64!'), FAULTS.invalidParams);
-      await expectFault(c('queryImgBlob', 1, 'abc'), FAULTS.invalidParams);
-      await expectFault(c('queryImgBlob', 1, Buffer.alloc(0)), FAULTS.undecodableImage);
-      await expectFault(c('queryImgBlob', 1, Buffer.from('GIF89a not really')), FAULTS.undecodableImage);
-      await expectFault(c('queryImgBlob', 1, original(4).subarray(0, 3000)), FAULTS.undecodableImage);
+      await expectFault(c('queryImgBlob', 1, 'this is not base64!'), ERRORS.invalidParams.fault);
+      await expectFault(c('queryImgBlob', 1, 'abc'), ERRORS.invalidParams.fault);
+      await expectFault(c('queryImgBlob', 1, Buffer.alloc(0)), ERRORS.undecodableImage.fault);
+      await expectFault(c('queryImgBlob', 1, Buffer.from('GIF89a not really')), ERRORS.undecodableImage.fault);
+      await expectFault(c('queryImgBlob', 1, original(4).subarray(0, 3000)), ERRORS.undecodableImage.fault);
       const bomb = await sharp({ create: { width: 10_000, height: 10_000, channels: 3, background: '#808080' } }).png({ compressionLevel: 9 }).toBuffer();
       expect(bomb.length).toBeLessThan(2 * 1024 * 1024);
-      const fault = await expectFault(c('queryImgBlob', 1, bomb), FAULTS.payloadTooLarge);
+      const fault = await expectFault(c('queryImgBlob', 1, bomb), ERRORS.payloadTooLarge.fault);
       expect(fault.faultString).toContain('pixels');
     });
 
     it(`${target}: a request over the body limit`, async () => {
       const c = rpcClient(url());
-      await expectFault(c('queryImgBlob', 1, Buffer.alloc(3 * 1024 * 1024, 1)), FAULTS.payloadTooLarge);
+      await expectFault(c('queryImgBlob', 1, Buffer.alloc(3 * 1024 * 1024, 1)), ERRORS.payloadTooLarge.fault);
     });
 
     it(`${target}: paths outside the allowed directories`, async () => {
@@ -107,17 +107,17 @@ describe('bad input gets a clear fault; the process stays up and nothing stored 
       } catch {
         // already made by the other role's run
       }
-      await expectFault(c('queryImgPath', 1, join(outside, 'x.jpg')), FAULTS.pathNotAllowed);
-      await expectFault(c('queryImgPath', 1, join(dataDir, '..', 'x.jpg')), FAULTS.pathNotAllowed);
-      await expectFault(c('queryImgPath', 1, '/etc/passwd'), FAULTS.pathNotAllowed);
-      await expectFault(c('queryImgPath', 1, join(dataDir, 'sub', 'link.jpg')), FAULTS.pathNotAllowed);
-      await expectFault(c('addImg', 1, 50, join(outside, 'x.jpg')), FAULTS.pathNotAllowed);
-      await expectFault(c('addDir', 1, outside, true), FAULTS.pathNotAllowed);
-      await expectFault(c('saveDbAs', 1, join(outside, 'space.db')), FAULTS.pathNotAllowed);
-      await expectFault(c('loadDb', 1, '/etc/passwd'), FAULTS.pathNotAllowed);
-      await expectFault(c('saveAllDbsAs', '../../escape.db'), FAULTS.pathNotAllowed);
-      await expectFault(c('queryImgPath', 1, join(dataDir, 'missing.jpg')), FAULTS.fileError);
-      const byUrl = await expectFault(c('addImg', 1, 51, 'http://example.com/x.jpg', true), FAULTS.invalidParams);
+      await expectFault(c('queryImgPath', 1, join(outside, 'x.jpg')), ERRORS.pathNotAllowed.fault);
+      await expectFault(c('queryImgPath', 1, join(dataDir, '..', 'x.jpg')), ERRORS.pathNotAllowed.fault);
+      await expectFault(c('queryImgPath', 1, '/etc/passwd'), ERRORS.pathNotAllowed.fault);
+      await expectFault(c('queryImgPath', 1, join(dataDir, 'sub', 'link.jpg')), ERRORS.pathNotAllowed.fault);
+      await expectFault(c('addImg', 1, 50, join(outside, 'x.jpg')), ERRORS.pathNotAllowed.fault);
+      await expectFault(c('addDir', 1, outside, true), ERRORS.pathNotAllowed.fault);
+      await expectFault(c('saveDbAs', 1, join(outside, 'space.db')), ERRORS.pathNotAllowed.fault);
+      await expectFault(c('loadDb', 1, '/etc/passwd'), ERRORS.pathNotAllowed.fault);
+      await expectFault(c('saveAllDbsAs', '../../escape.db'), ERRORS.pathNotAllowed.fault);
+      await expectFault(c('queryImgPath', 1, join(dataDir, 'missing.jpg')), ERRORS.fileError.fault);
+      const byUrl = await expectFault(c('addImg', 1, 51, 'http://example.com/x.jpg', true), ERRORS.invalidParams.fault);
       expect(byUrl.faultString).toContain('addImgBlob');
       expect(await c('isImgOnDb', 1, 51)).toBe(false);
     });
@@ -125,8 +125,8 @@ describe('bad input gets a clear fault; the process stays up and nothing stored 
     it(`${target}: loading a file that is not a haarseek database`, async () => {
       const c = rpcClient(url());
       writeFileSync(join(dataDir, 'garbage.db'), 'definitely not sqlite');
-      await expectFault(c('loadDb', 1, join(dataDir, 'garbage.db')), FAULTS.fileError);
-      await expectFault(c('loadAllDbsAs', join(dataDir, 'garbage.db')), FAULTS.fileError);
+      await expectFault(c('loadDb', 1, join(dataDir, 'garbage.db')), ERRORS.fileError.fault);
+      await expectFault(c('loadAllDbsAs', join(dataDir, 'garbage.db')), ERRORS.fileError.fault);
     });
 
     it(`${target}: loading a saved space whose stored signatures are damaged`, async () => {
@@ -136,7 +136,7 @@ describe('bad input gets a clear fault; the process stays up and nothing stored 
       const db = new Database(file);
       db.prepare("UPDATE images SET sig = x'0102' WHERE image_id = 2").run();
       db.close();
-      const damaged = await expectFault(c('loadDb', 1, file), FAULTS.fileError);
+      const damaged = await expectFault(c('loadDb', 1, file), ERRORS.fileError.fault);
       expect(damaged.faultString).toContain('damaged');
       expect(await c('getDbImgIdList', 1)).toEqual([1, 2, 3]);
       expect((await c('queryImgBlob', 1, original(2), 1))[0][0]).toBe(2);
@@ -147,7 +147,7 @@ describe('bad input gets a clear fault; the process stays up and nothing stored 
     const noForward = await startServerProcess('reader', dataDir, { writerUrl: writer.url, extraArgs: ['--no-forward'] });
     try {
       const c = rpcClient(noForward.url);
-      const fault = await expectFault(c('addImgBlob', 1, 9, original(9)), FAULTS.readOnly);
+      const fault = await expectFault(c('addImgBlob', 1, 9, original(9)), ERRORS.readOnly.fault);
       expect(fault.faultString).toContain(writer.url);
       expect(await c('getDbImgCount', 1)).toBe(3);
     } finally {
@@ -159,7 +159,7 @@ describe('bad input gets a clear fault; the process stays up and nothing stored 
     const orphan = await startServerProcess('reader', dataDir, { writerUrl: 'http://127.0.0.1:9/RPC' });
     try {
       const c = rpcClient(orphan.url);
-      await expectFault(c('addImgBlob', 1, 9, original(9)), FAULTS.writerUnreachable);
+      await expectFault(c('addImgBlob', 1, 9, original(9)), ERRORS.writerUnreachable.fault);
       expect(await c('getDbImgCount', 1)).toBe(3);
     } finally {
       await stopProcess(orphan);

@@ -62,9 +62,13 @@ describe('a reader whose refresh cannot read the database', () => {
     const emptyDir = tempDataDir();
     const reader = await startServerProcess('reader', emptyDir, { extraArgs: ['--refresh-retry-ms', '100'], waitHealthy: false });
     procs.push(reader);
-    await sleep(1500);
-    const res = await fetch(`http://127.0.0.1:${reader.port}/health`);
-    expect(res.status).toBe(503);
+    // Wait until it listens (however slow the machine), then it must say "not ready".
+    let res: Response | null = null;
+    for (const deadline = Date.now() + 60_000; !res && Date.now() < deadline; ) {
+      res = await fetch(`http://127.0.0.1:${reader.port}/health`).catch(() => null);
+      if (!res) await sleep(100);
+    }
+    expect(res?.status).toBe(503);
     const writer = await startServerProcess('writer', emptyDir);
     procs.push(writer);
     await rpcClient(writer.url)('createDb', 3);

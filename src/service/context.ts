@@ -1,0 +1,56 @@
+import type { Engine } from '../engine.ts';
+import { ReadOnlyError, UnknownImageError, UnknownSpaceError } from '../errors.ts';
+import type { DecodeLimits } from '../image/decode.ts';
+import type { IndexCatalog } from '../index/catalog.ts';
+import type { ImageIndex } from '../index/types.ts';
+import type { StoreQueries, StoredImage } from '../store/queries.ts';
+import type { WriterStore } from '../store/writer-store.ts';
+import { SpaceStats } from './space-stats.ts';
+
+export interface ServiceOptions {
+  engine: Engine;
+  catalog: IndexCatalog;
+  /** The store to read keywords, sizes and signatures from (the writer's or a reader's). */
+  queries: () => StoreQueries;
+  /** Present on the writer only. */
+  writer?: WriterStore;
+  decodeLimits: DecodeLimits;
+  maxConcurrentDecodes: number;
+  allowedDirs: string[];
+  /** Where saveAllDbs writes and loadAllDbs reads the save point. */
+  savepointPath: string;
+  /** Files no save, load or export may name: the live database, its journal, locks, keys. */
+  protectedPaths: string[];
+  maxResults: number;
+  /** Most database spaces this server holds; creating one more is refused. */
+  maxSpaces: number;
+}
+
+/** What the service's parts share: the options, the counters and the lookups that throw. */
+export class ServiceContext {
+  readonly stats = new SpaceStats();
+
+  constructor(readonly o: ServiceOptions) {}
+
+  index(dbId: number): ImageIndex {
+    const index = this.o.catalog.get(dbId);
+    if (!index) throw new UnknownSpaceError(dbId);
+    return index;
+  }
+
+  requireImage(dbId: number, imageId: number): void {
+    if (!this.index(dbId).has(imageId)) throw new UnknownImageError(dbId, imageId);
+  }
+
+  storedImage(dbId: number, imageId: number): StoredImage {
+    this.requireImage(dbId, imageId);
+    const image = this.o.queries().image(dbId, imageId);
+    if (!image) throw new UnknownImageError(dbId, imageId);
+    return image;
+  }
+
+  store(): WriterStore {
+    if (!this.o.writer) throw new ReadOnlyError('this instance is read-only');
+    return this.o.writer;
+  }
+}

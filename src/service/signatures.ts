@@ -1,0 +1,24 @@
+import { decodeToRgb128 } from '../image/decode.ts';
+import type { Signature } from '../signature/types.ts';
+import type { ServiceContext } from './context.ts';
+import { Limiter } from './limiter.ts';
+
+export interface ImageSignature {
+  sig: Signature;
+  width: number;
+  height: number;
+}
+
+/** Image bytes to signature, with at most maxConcurrentDecodes decodes at once. */
+export class SignatureMaker {
+  private readonly decodes: Limiter;
+
+  constructor(private readonly ctx: ServiceContext) {
+    this.decodes = new Limiter(ctx.o.maxConcurrentDecodes);
+  }
+
+  async of(bytes: Uint8Array): Promise<ImageSignature> {
+    const decoded = await this.decodes.run(() => decodeToRgb128(bytes, this.ctx.o.decodeLimits));
+    return { sig: this.ctx.o.engine.signatures.signatureFromRgb(decoded.rgb), width: decoded.width, height: decoded.height };
+  }
+}
