@@ -1,8 +1,11 @@
+import { mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import pino from 'pino';
 import { DEFAULTS } from '../server/config.ts';
 import { collect, parsePositiveInt } from '../server/command.ts';
+import { resolveWriteKey } from '../server/write-key.ts';
 import { ClusterLockedError } from '../errors.ts';
 import { Supervisor } from './supervisor.ts';
 
@@ -11,6 +14,9 @@ interface ClusterOptions {
   pinReaders?: boolean;
   data: string;
   host: string;
+  frontHost: string;
+  writeKey?: string;
+  stallTimeoutMs: number;
   port: number;
   writerPort: number;
   readerBasePort: number;
@@ -31,7 +37,10 @@ export function configureClusterCommand(command: Command): Command {
     .option('--readers <n>', 'reader processes', parsePositiveInt, availableParallelism())
     .option('--pin-readers', 'pin reader i to CPU i (taskset): each reader, its decode threads included, on one core of its own')
     .option('--data <dir>', 'data directory holding haarseek.db', DEFAULTS.dataDir)
-    .option('--host <host>', 'address every process listens on', DEFAULTS.host)
+    .option('--host <host>', 'address the writer and the readers listen on (keep it internal)', DEFAULTS.host)
+    .option('--front-host <host>', 'address the nginx front listens on (e.g. 0.0.0.0 to serve the network)', DEFAULTS.host)
+    .option('--write-key <key>', 'key for write and admin calls (default: HAARSEEK_WRITE_KEY, else DATA/write.key, generated when missing)')
+    .option('--stall-timeout-ms <n>', 'a process that sends no heartbeat for this long is restarted (a busy one still beats)', parsePositiveInt, 60_000)
     .option('--port <port>', 'nginx front port (reads, and writes forwarded)', parsePositiveInt, DEFAULTS.frontPort)
     .option('--writer-port <port>', 'writer port', parsePositiveInt, DEFAULTS.writerPort)
     .option('--reader-base-port <port>', 'first reader port; reader i listens on base + i', parsePositiveInt, DEFAULTS.readerBasePort)
@@ -49,10 +58,14 @@ export function configureClusterCommand(command: Command): Command {
         process.stderr.write('haarseek cluster: --readers must be at least 1\n');
         process.exit(2);
       }
+      mkdirSync(opts.data, { recursive: true });
+      const key = resolveWriteKey(resolve(opts.data), opts.writeKey ?? process.env.HAARSEEK_WRITE_KEY);
       const supervisor = new Supervisor(
         {
           dataDir: opts.data,
           host: opts.host,
+          frontHost: opts.frontHost,
+          writeKey: key.key,
           frontPort: opts.port,
           writerPort: opts.writerPort,
           readerBasePort: opts.readerBasePort,
@@ -70,7 +83,7 @@ export function configureClusterCommand(command: Command): Command {
             maxBackoffMs: 30_000,
             stableAfterMs: 30_000,
             crashLoopLimit: opts.crashLoopLimit,
-            healthFailuresBeforeRestart: 3,
+            stallTimeoutMs: opts.stallTimeoutMs,
             startupTimeoutMs: opts.startupTimeoutMs,
           },
         },
@@ -86,6 +99,11 @@ export function configureClusterCommand(command: Command): Command {
       };
       process.on('SIGINT', () => void stop('SIGINT'));
       process.on('SIGTERM', () => void stop('SIGTERM'));
+      if (key.generated) {
+        process.stderr.write(`haarseek: generated a write key for write and admin calls (kept in ${key.file}, mode 0600):\n  ${key.key}\n  send it as http://anyname:${key.key}@host/RPC or "Authorization: Bearer ${key.key}"\n`);
+      } else if (key.file) {
+        log.info({ file: key.file }, 'write key read from the data directory');
+      }
       try {
         await supervisor.start();
       } catch (err) {

@@ -12,6 +12,8 @@ export interface InstanceSpec {
   cpu?: number;
   /** taskset's path, when cpu is set. */
   taskset?: string;
+  /** Extra environment (the write key travels here, never on the command line). */
+  env?: Record<string, string>;
 }
 
 export interface RestartPolicy {
@@ -22,8 +24,12 @@ export interface RestartPolicy {
   stableAfterMs: number;
   /** Consecutive unstable runs after which the instance is given up. */
   crashLoopLimit: number;
-  /** Consecutive failed health checks that make a running instance be restarted. */
-  healthFailuresBeforeRestart: number;
+  /**
+   * A running process that sends no heartbeat for this long is stuck and is restarted.
+   * Busy is not stuck: a busy process's event loop still turns and beats; failed /health
+   * checks alone never restart anything.
+   */
+  stallTimeoutMs: number;
   /** How long a starting instance may take to answer /health (large databases load first). */
   startupTimeoutMs: number;
 }
@@ -40,7 +46,7 @@ export class Instance {
   private child: ChildProcess | null = null;
   private startedAt = 0;
   private consecutiveFailures = 0;
-  private healthFailures = 0;
+  private lastBeat = 0;
   private restartTimer: NodeJS.Timeout | null = null;
   private stopping = false;
 
@@ -62,7 +68,7 @@ export class Instance {
   start(): void {
     this.stopping = false;
     this.startedAt = Date.now();
-    this.healthFailures = 0;
+    this.lastBeat = Date.now();
     // Its own process group: a Ctrl-C meant for the supervisor does not reach the child
     // directly, so the supervisor can stop everything in order. HAARSEEK_SUPERVISED
     // makes the child exit if the supervisor itself dies.
@@ -72,9 +78,13 @@ export class Instance {
       ? [this.spec.taskset!, ['-c', String(this.spec.cpu), process.execPath, ...this.spec.args]]
       : [process.execPath, this.spec.args];
     const child = spawn(command, args, {
-      stdio: ['ignore', 'inherit', 'inherit'],
+      // The IPC channel carries the child's heartbeats (and tells it if we vanish).
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       detached: true,
-      env: { ...process.env, HAARSEEK_SUPERVISED: String(process.pid) },
+      env: { ...process.env, ...this.spec.env, HAARSEEK_SUPERVISED: String(process.pid) },
+    });
+    child.on('message', () => {
+      this.lastBeat = Date.now();
     });
     this.child = child;
     this.setState('starting');
@@ -82,27 +92,31 @@ export class Instance {
     child.once('exit', (code, signal) => this.onExit(child, code, signal));
   }
 
-  /** Called by the supervisor's health loop with the result of GET /health. */
+  /**
+   * Called by the supervisor's health loop with the result of GET /health. /health says
+   * whether the instance can serve (state); whether it is alive is the heartbeat's call.
+   */
   reportHealth(ok: boolean): void {
     if (this.stopping || !this.child || this.state === 'backoff') return;
+    const now = Date.now();
+    if (now - this.lastBeat > this.policy.stallTimeoutMs) {
+      this.log.error({ instance: this.spec.name, pid: this.child.pid, silentMs: now - this.lastBeat }, 'made no progress (no heartbeat) for too long; restarting');
+      this.child.kill('SIGKILL');
+      return;
+    }
     if (ok) {
-      this.healthFailures = 0;
-      if (Date.now() - this.startedAt >= this.policy.stableAfterMs) this.consecutiveFailures = 0;
+      if (now - this.startedAt >= this.policy.stableAfterMs) this.consecutiveFailures = 0;
       this.setState('healthy');
       return;
     }
     if (this.state === 'starting') {
-      if (Date.now() - this.startedAt < this.policy.startupTimeoutMs) return;
-      this.log.warn({ instance: this.spec.name, afterMs: Date.now() - this.startedAt }, 'did not become healthy in time; restarting');
+      if (now - this.startedAt < this.policy.startupTimeoutMs) return;
+      this.log.warn({ instance: this.spec.name, afterMs: now - this.startedAt }, 'did not become healthy in time; restarting');
       this.child.kill('SIGKILL');
       return;
     }
-    this.healthFailures++;
+    if (this.state !== 'unhealthy') this.log.warn({ instance: this.spec.name }, '/health did not answer in time (busy or loading); not restarting while it beats');
     this.setState('unhealthy');
-    if (this.healthFailures >= this.policy.healthFailuresBeforeRestart) {
-      this.log.warn({ instance: this.spec.name, failures: this.healthFailures }, 'failed /health repeatedly; restarting');
-      this.child.kill('SIGKILL');
-    }
   }
 
   async stop(boundMs: number): Promise<void> {
@@ -134,6 +148,16 @@ export class Instance {
       return;
     }
     const ranMs = Date.now() - this.startedAt;
+    if (code === 0 && signal === null) {
+      // Only a requested stop (shutdownServer) exits 0 on its own: no crash, start it again.
+      this.log.info({ instance: this.spec.name, ranMs }, 'stopped on request (shutdownServer); starting it again');
+      this.setState('backoff');
+      this.restartTimer = setTimeout(() => {
+        this.restartTimer = null;
+        this.start();
+      }, this.policy.initialBackoffMs);
+      return;
+    }
     this.consecutiveFailures = ranMs >= this.policy.stableAfterMs ? 1 : this.consecutiveFailures + 1;
     if (this.consecutiveFailures > this.policy.crashLoopLimit) {
       this.log.error(

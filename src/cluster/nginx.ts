@@ -24,13 +24,24 @@ export function findNginx(): string | null {
   return null;
 }
 
+/** The descriptor limit nginx may raise itself to: the hard limit, capped. */
+function descriptorLimit(): number {
+  const probe = spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' });
+  const hard = probe.stdout.trim();
+  return hard === 'unlimited' ? 65_536 : Math.min(65_536, Number(hard) || 4096);
+}
+
 export function renderNginxConfig(front: FrontConfig, readerAddresses: string[]): string {
   const servers = readerAddresses.map((addr) => `    server ${addr} max_fails=1 fail_timeout=2s;`).join('\n');
+  const nofile = descriptorLimit();
   const values: Record<string, string> = {
     PREFIX: front.prefix,
     HOST: front.host,
     PORT: String(front.port),
     WORKERS: '1',
+    NOFILE: String(nofile),
+    // A few descriptors stay free for logs and the listening socket.
+    WORKER_CONNECTIONS: String(Math.max(1024, nofile - 64)),
     MAX_BODY_BYTES: String(front.maxBodyBytes),
     READ_TIMEOUT_S: String(front.readTimeoutSeconds),
     ACCESS_LOG: front.accessLog ? `${front.prefix}/access.log` : 'off',

@@ -13,8 +13,13 @@ const CLI = join(PACKAGE_ROOT, 'bin/haarseek.js');
 
 export interface ClusterConfig {
   dataDir: string;
+  /** Address of the writer and the readers (internal; loopback by default). */
   host: string;
+  /** Address of the nginx front: exposing it never exposes the processes behind it. */
+  frontHost: string;
   frontPort: number;
+  /** Given to every process through its environment. */
+  writeKey: string;
   writerPort: number;
   readerBasePort: number;
   readers: number;
@@ -64,6 +69,7 @@ export class Supervisor {
       host: config.host,
       port,
       args: [CLI, 'serve', '--role', role, '--port', String(port), ...common, ...extra],
+      env: { HAARSEEK_WRITE_KEY: config.writeKey },
     });
     this.writer = new Instance(spec('writer', 'writer', config.writerPort, []), config.policy, log, onState);
     const taskset = config.pinReaders ? findTaskset() : null;
@@ -81,7 +87,7 @@ export class Supervisor {
   }
 
   get frontUrl(): string | null {
-    return this.front ? `http://${this.config.host}:${this.config.frontPort}/RPC` : null;
+    return this.front ? `http://${this.config.frontHost}:${this.config.frontPort}/RPC` : null;
   }
 
   async start(): Promise<void> {
@@ -101,7 +107,7 @@ export class Supervisor {
       if (binary) {
         this.front = new NginxFront(binary, {
           prefix: join(resolve(this.config.dataDir), 'nginx'),
-          host: this.config.host,
+          host: this.config.frontHost,
           port: this.config.frontPort,
           maxBodyBytes: this.config.maxBodyBytes,
           readTimeoutSeconds: 120,
