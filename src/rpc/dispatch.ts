@@ -1,4 +1,4 @@
-import { MethodNotFoundError, ParamError, ReadOnlyError, UnauthorizedError, UnknownImageError, UnknownSpaceError } from '../errors.ts';
+import { MethodNotFoundError, ParamError, ReadOnlyError, UnauthorizedError, UnknownImageError } from '../errors.ts';
 import { toFault } from './faults.ts';
 import { type Access, METHODS, type MethodDef, type RpcContext } from './methods.ts';
 import { coerceParam } from './params.ts';
@@ -80,8 +80,7 @@ export class RpcDispatcher {
       return await def.run(this.ctx, args);
     } catch (err) {
       // iskdaemon answered an ordinary miss with a plain "no", which its clients test for.
-      if (err instanceof UnknownImageError && def.onMissing && 'image' in def.onMissing) return def.onMissing.image;
-      if (err instanceof UnknownSpaceError && def.onMissing && 'space' in def.onMissing) return def.onMissing.space;
+      if (err instanceof UnknownImageError && def.onMissing) return def.onMissing.image;
       throw err;
     }
   }

@@ -26,10 +26,11 @@ export interface MethodDef {
   mutates: boolean;
   help: string;
   /**
-   * What iskdaemon 0.9.5 answered when the image or the space asked about is missing
-   * (its ordinary "no" answer); without it a miss is a fault.
+   * What iskdaemon 0.9.5 answered when the image asked about is not in the space (its
+   * ordinary "no", which its clients test for: docs/iskdaemon-0.9.5-misses.md); without
+   * it a miss is a fault. A missing space stays a fault, as it was in iskdaemon.
    */
-  onMissing?: { image?: unknown; space?: unknown };
+  onMissing?: { image: unknown };
   /** Rewrites the raw parameters of an older calling form before they are checked. */
   legacy?(params: unknown[]): unknown[];
   run(ctx: RpcContext, args: any[]): unknown;
@@ -82,7 +83,7 @@ function queryImgIdLegacy(params: unknown[]): unknown[] {
 const entries: Array<[string, MethodDef]> = [
   ['queryImgID', read([dbId, imageId, numres, sketch, fast],
     'queryImgID(dbId, id, numres=12, sketch=0, fast=False): the numres+1 images most similar to stored image id, as [[id, score 0..100], ...], best first (the image itself first).',
-    ({ service }, [db, id, n, sk, f]) => results(service.search.byId(db, id, query(service, n, sk, f))), { legacy: queryImgIdLegacy })],
+    ({ service }, [db, id, n, sk, f]) => results(service.search.byId(db, id, query(service, n, sk, f))), { legacy: queryImgIdLegacy, onMissing: { image: [] } })],
   ['queryImgBlob', read([dbId, { name: 'data', type: 'blob' }, numres, sketch, fast],
     'queryImgBlob(dbId, data, numres=12, sketch=0, fast=False): the numres+1 stored images most similar to the image bytes given (base64), as [[id, score], ...].',
     async ({ service }, [db, data, n, sk, f]) => results(await service.search.byImage(db, data, query(service, n, sk, f))))],
@@ -104,7 +105,7 @@ const entries: Array<[string, MethodDef]> = [
     'addImgBlob(dbId, id, data): adds (or replaces) image id from image bytes (base64); returns 1.',
     async ({ service }, [db, id, data]) => (await service.writes.addImage(db, id, data), 1))],
   ['removeImg', write([dbId, imageId], 'removeImg(dbId, id): removes an image and its keywords; returns 1.',
-    ({ service }, [db, id]) => (service.writes.removeImage(db, id), 1))],
+    ({ service }, [db, id]) => (service.writes.removeImage(db, id), 1), { onMissing: { image: 0 } })],
   ['resetDb', admin([dbId], 'resetDb(dbId): removes every image of a database space; returns 1.',
     ({ service }, [db]) => (service.writes.clearSpace(db), 1))],
   ['removeDb', admin([dbId], 'removeDb(dbId): removes a database space; returns true.',
@@ -116,15 +117,15 @@ const entries: Array<[string, MethodDef]> = [
   ['isImgOnDb', read([dbId, imageId], 'isImgOnDb(dbId, id): whether the image is stored.',
     ({ service }, [db, id]) => service.search.hasImage(db, id))],
   ['getImgDimensions', read([dbId, imageId], 'getImgDimensions(dbId, id): [width, height] of the original image.',
-    ({ service }, [db, id]) => service.search.dimensions(db, id))],
+    ({ service }, [db, id]) => service.search.dimensions(db, id), { onMissing: { image: [0, 0] } })],
   ['calcImgAvglDiff', read([dbId, { name: 'id1', type: 'id' }, { name: 'id2', type: 'id' }],
     'calcImgAvglDiff(dbId, id1, id2): weighted difference of the two images\' average colours (lower is closer).',
-    ({ service }, [db, a, b]) => new XmlRpcDouble(service.search.avglDiff(db, a, b)))],
+    ({ service }, [db, a, b]) => new XmlRpcDouble(service.search.avglDiff(db, a, b)), { onMissing: { image: new XmlRpcDouble(0) } })],
   ['calcImgDiff', read([dbId, { name: 'id1', type: 'id' }, { name: 'id2', type: 'id' }],
     'calcImgDiff(dbId, id1, id2): imgSeek\'s raw score of id2 against id1 (lower, i.e. more negative, is closer).',
-    ({ service }, [db, a, b]) => new XmlRpcDouble(service.search.diff(db, a, b)))],
+    ({ service }, [db, a, b]) => new XmlRpcDouble(service.search.diff(db, a, b)), { onMissing: { image: new XmlRpcDouble(0) } })],
   ['getImgAvgl', read([dbId, imageId], 'getImgAvgl(dbId, id): the three average luminance values [Y, I, Q].',
-    ({ service }, [db, id]) => service.search.avgl(db, id).map((v) => new XmlRpcDouble(v)))],
+    ({ service }, [db, id]) => service.search.avgl(db, id).map((v) => new XmlRpcDouble(v)), { onMissing: { image: [] } })],
   ['getDbList', read([], 'getDbList(): ids of all database spaces.', ({ service }) => service.search.spaceIds())],
   ['getDbDetailedList', read([], 'getDbDetailedList(): per database space, its statistics.',
     ({ service }) => detailedList(service))],
@@ -154,21 +155,21 @@ const entries: Array<[string, MethodDef]> = [
   ['shutdownServer', { ...admin([], 'shutdownServer(): stops the writer (the cluster supervisor starts it again); returns 1.',
     (ctx) => (ctx.shutdown(), 1)) }],
   ['addKeywordImg', write([dbId, imageId, { name: 'hash', type: 'int' }], 'addKeywordImg(dbId, id, keyword): tags an image with an integer keyword; returns true.',
-    ({ service }, [db, id, kw]) => (service.writes.addKeywords(db, id, [kw]), true))],
+    ({ service }, [db, id, kw]) => (service.writes.addKeywords(db, id, [kw]), true), { onMissing: { image: false } })],
   ['addKeywordsImg', write([dbId, imageId, { name: 'hashes', type: 'intList' }], 'addKeywordsImg(dbId, id, keywords): tags an image with several keywords (array or comma-separated); returns true.',
-    ({ service }, [db, id, kws]) => (service.writes.addKeywords(db, id, kws), true))],
+    ({ service }, [db, id, kws]) => (service.writes.addKeywords(db, id, kws), true), { onMissing: { image: false } })],
   ['removeKeywordImg', write([dbId, imageId, { name: 'hash', type: 'int' }], 'removeKeywordImg(dbId, id, keyword): removes one keyword from an image; returns true.',
-    ({ service }, [db, id, kw]) => (service.writes.removeKeywords(db, id, [kw]), true))],
+    ({ service }, [db, id, kw]) => (service.writes.removeKeywords(db, id, [kw]), true), { onMissing: { image: false } })],
   ['removeAllKeywordImg', write([dbId, imageId], 'removeAllKeywordImg(dbId, id): removes every keyword of an image; returns true.',
-    ({ service }, [db, id]) => (service.writes.removeKeywords(db, id, 'all'), true))],
+    ({ service }, [db, id]) => (service.writes.removeKeywords(db, id, 'all'), true), { onMissing: { image: false } })],
   ['getKeywordsImg', read([dbId, imageId], 'getKeywordsImg(dbId, id): the image\'s keywords, ascending.',
-    ({ service }, [db, id]) => service.search.keywordsOf(db, id))],
+    ({ service }, [db, id]) => service.search.keywordsOf(db, id), { onMissing: { image: [] } })],
   ['queryImgIDKeywords', read([dbId, imageIdOrZero, numres, kwJoinType, keywords],
     'queryImgIDKeywords(dbId, id, numres, kwJoinType, keywords): like queryImgID among images having all (kwJoinType 1) or any (0) of the comma-separated keywords; id 0 lists such images with score 0.',
-    ({ service }, args) => keywordQuery(service, args, false))],
+    ({ service }, args) => keywordQuery(service, args, false), { onMissing: { image: [] } })],
   ['queryImgIDFastKeywords', read([dbId, imageIdOrZero, numres, kwJoinType, keywords],
     'queryImgIDFastKeywords(dbId, id, numres, kwJoinType, keywords): queryImgIDKeywords on average colour only.',
-    ({ service }, args) => keywordQuery(service, args, true))],
+    ({ service }, args) => keywordQuery(service, args, true), { onMissing: { image: [] } })],
   ['getAllImgsByKeywords', read([dbId, numres, kwJoinType, keywords],
     'getAllImgsByKeywords(dbId, numres, kwJoinType, keywords): ids of images having all (1) or any (0) of the keywords, at most numres.',
     ({ service }, [db, n, join, kws]) => service.search.imagesWithKeywords(db, kws, join !== 0, n))],

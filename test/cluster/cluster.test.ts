@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { original, originalPath } from '../helpers/corpus.ts';
 import { REPO_ROOT } from '../helpers/paths.ts';
 import { type ClusterProcess, NGINX_INSTALLED, pidOf, processesUsing, startCluster, stopCluster, waitFor } from '../helpers/cluster.ts';
-import { isFree, rpcClient, tempDataDir } from '../helpers/server.ts';
+import { isFree, keyedUrl, rpcClient, tempDataDir } from '../helpers/server.ts';
 
 const run = promisify(execFile);
 
@@ -54,7 +54,7 @@ describe.skipIf(!NGINX_INSTALLED)('the cluster behind nginx', () => {
     const images = join(cluster.dataDir, 'images');
     mkdirSync(images);
     for (let n = 50; n < 56; n++) copyFileSync(originalPath(n), join(images, `${n}.jpg`));
-    const scenario = await run('python3', [join(REPO_ROOT, 'test/e2e/iskdaemon_scenario.py'), '--url', cluster.frontUrl, '--images', images]).catch((err) => err);
+    const scenario = await run('python3', [join(REPO_ROOT, 'test/e2e/iskdaemon_scenario.py'), '--url', keyedUrl(cluster.frontUrl), '--images', images]).catch((err) => err);
     const checks = String(scenario.stdout).trim().split('\n').map((l) => JSON.parse(l));
     expect(checks.filter((c) => c.ok === false)).toEqual([]);
     expect(checks.length).toBeGreaterThan(40);
