@@ -124,6 +124,12 @@ uint64_t IdTable::Hash(double id) {
 }
 
 void IdTable::Reset(size_t expected) {
+  if (expected == 0) {
+    std::vector<uint32_t>().swap(buckets_);
+    mask_ = 0;
+    count_ = 0;
+    return;
+  }
   size_t cap = 16;
   while (cap < expected * 2) cap <<= 1;
   std::vector<uint32_t>(cap, 0).swap(buckets_);
@@ -189,21 +195,18 @@ void IdTable::Erase(double id, const double* slotIds) {
 
 // ---- SignatureIndex ----
 
-SignatureIndex::SignatureIndex() : lists_(kLists, List{nullptr, 0, 0}) { table_.Reset(0); }
-
 SignatureIndex::~SignatureIndex() {
+  const bool held = Holds();
   FreeLists();
   std::free(slotIds_);
   std::free(slotAvgl_);
   std::free(slotAlive_);
-  ReleaseFreedHeapPages();
+  if (held) ReleaseFreedHeapPages();
 }
 
 void SignatureIndex::FreeLists() {
-  for (List& l : lists_) {
-    std::free(l.data);
-    l = List{nullptr, 0, 0};
-  }
+  for (List& l : lists_) std::free(l.data);
+  std::vector<List>().swap(lists_);
   postingBytes_ = 0;
 }
 
@@ -251,7 +254,8 @@ void SignatureIndex::Add(double id, const int32_t* coefs, const double* avgl) {
 
 void SignatureIndex::Insert(double id, const int32_t* coefs, const double* avgl) {
   id += 0.0;
-  if (table_.Find(id, slotIds_) >= 0) Remove(id);
+  if (table_.Find(id, slotIds_) >= 0) Drop(id);
+  if (lists_.empty()) std::vector<List>(kLists, List{nullptr, 0, 0}).swap(lists_);
   if (slots_ == slotCapacity_) GrowSlots();
   const uint32_t slot = static_cast<uint32_t>(slots_++);
   slotIds_[slot] = id;
@@ -302,6 +306,12 @@ void SignatureIndex::Trim() {
 }
 
 bool SignatureIndex::Remove(double id) {
+  if (!Drop(id)) return false;
+  if (live_ == 0) Clear();
+  return true;
+}
+
+bool SignatureIndex::Drop(double id) {
   const int64_t slot = table_.Find(id + 0.0, slotIds_);
   if (slot < 0) return false;
   table_.Erase(id + 0.0, slotIds_);
@@ -331,6 +341,7 @@ std::vector<double> SignatureIndex::Ids() const {
 }
 
 void SignatureIndex::Clear() {
+  const bool held = Holds();
   FreeLists();
   std::free(slotIds_);
   std::free(slotAvgl_);
@@ -341,7 +352,7 @@ void SignatureIndex::Clear() {
   slotCapacity_ = slots_ = live_ = dead_ = 0;
   table_.Reset(0);
   std::vector<double>().swap(scores_);
-  ReleaseFreedHeapPages();
+  if (held) ReleaseFreedHeapPages();
   grownSinceTrim_ = 0;
 }
 
@@ -456,8 +467,8 @@ std::vector<Ranked> SignatureIndex::Query(const QueryArgs& q, double* scores) co
 }
 
 size_t SignatureIndex::MemoryBytes() const {
-  return lists_.capacity() * sizeof(List) + postingBytes_ + slotCapacity_ * (sizeof(double) * (1 + kChannels) + 1) +
-         scores_.capacity() * sizeof(double) + table_.Bytes();
+  return sizeof(SignatureIndex) + lists_.capacity() * sizeof(List) + postingBytes_ +
+         slotCapacity_ * (sizeof(double) * (1 + kChannels) + 1) + scores_.capacity() * sizeof(double) + table_.Bytes();
 }
 
 }  // namespace haarseek

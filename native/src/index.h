@@ -30,6 +30,7 @@ struct Ranked {
 // keys are read from the slot-id array, so a bucket costs 4 bytes.
 class IdTable {
  public:
+  // Sized for expected ids; Reset(0) frees the buckets (the first Insert allocates).
   void Reset(size_t expected);
   // Slot of id, or -1.
   int64_t Find(double id, const double* slotIds) const;
@@ -45,11 +46,14 @@ class IdTable {
   size_t count_ = 0;
 };
 
+// An index with no images holds no arrays (a database space costs sizeof(SignatureIndex)
+// until its first image): the kLists list headers, 1.5 MiB, come with the first add and
+// go with Clear() or the removal of the last image.
 class SignatureIndex {
  public:
   static constexpr uint32_t kLists = kChannels * 2 * kPixels;
 
-  SignatureIndex();
+  SignatureIndex() = default;
   ~SignatureIndex();
   SignatureIndex(const SignatureIndex&) = delete;
   SignatureIndex& operator=(const SignatureIndex&) = delete;
@@ -61,6 +65,7 @@ class SignatureIndex {
   void AddBatch(size_t count, const double* ids, const double* avgl, const int16_t* coefs);
   // Gives back the posting-list slack that AddBatch's faster growth leaves.
   void Trim();
+  // Removing the last image frees everything, as Clear() does.
   bool Remove(double id);
   bool Has(double id) const;
   bool Avgl(double id, double* out) const;
@@ -85,6 +90,9 @@ class SignatureIndex {
   static void CheckCoefs(const int32_t* coefs);
   // Add without the argument checks (the caller made them).
   void Insert(double id, const int32_t* coefs, const double* avgl);
+  // Remove, keeping the arrays even when it empties the index (Insert replacing an id).
+  bool Drop(double id);
+  bool Holds() const { return !lists_.empty() || slotCapacity_ != 0; }
   void Append(List& list, uint32_t slot);
   void GrowSlots();
   void Compact();

@@ -1,5 +1,5 @@
 // Exercises the native hot path (signatures, add / replace / remove / compaction /
-// query / clear / batch load and trim) for scripts/check-native-memory.sh to run under valgrind.
+// query / clear / batch load and trim, empty indexes) for scripts/check-native-memory.sh to run under valgrind.
 #include <cstdio>
 #include <random>
 #include <set>
@@ -25,6 +25,26 @@ int main() {
     avgls.push_back(a);
   }
   double checksum = 0;
+  {
+    // Empty indexes hold nothing until their first add, and go back to nothing when
+    // cleared or emptied by removals.
+    std::vector<SignatureIndex> empties(50);
+    QueryArgs any{coefs[0].data(), avgls[0].data(), 10, false, false, false, nullptr, 0};
+    for (SignatureIndex& e : empties) {
+      checksum += static_cast<double>(e.Query(any, e.SharedScores()).size() + e.Ids().size() + e.MemoryBytes() % 7);
+      e.Trim();
+      e.Remove(1);
+      e.AddBatch(0, nullptr, nullptr, nullptr);
+    }
+    empties[0].Add(1, coefs[0].data(), avgls[0].data());
+    empties[0].Add(1, coefs[1].data(), avgls[1].data());
+    checksum += static_cast<double>(empties[0].Query(any, empties[0].SharedScores()).size());
+    empties[0].Remove(1);
+    empties[1].Add(2, coefs[2].data(), avgls[2].data());
+    empties[2].Add(3, coefs[3].data(), avgls[3].data());
+    empties[2].Clear();
+    empties[2].Add(3, coefs[3].data(), avgls[3].data());
+  }
   {
     SignatureIndex index;
     std::vector<double> scores;

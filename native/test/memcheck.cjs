@@ -1,5 +1,5 @@
 // Exercises the addon through its JavaScript surface (signatures, add / replace /
-// remove / compaction / query / clear / batch load and trim) for scripts/check-native-memory.sh.
+// remove / compaction / query / clear / batch load and trim, empty indexes) for scripts/check-native-memory.sh.
 const addon = require(process.argv[2]);
 let seed = 1;
 const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296);
@@ -37,4 +37,13 @@ for (let round = 0; round < 3; round++) {
   try { index.addBatch(n + 1, ids, avgl, coefs); } catch { check++; }
   index.clear();
 }
+// Empty indexes (nothing allocated until the first add), one emptied by removals, one
+// dropped while holding images.
+const empties = Array.from({ length: 50 }, () => new addon.NativeIndex());
+for (const e of empties) check += e.query(sigs[0].coefs, sigs[0].avgl, 10, false, false).length + e.ids().length + e.memoryBytes();
+empties[0].add(1, sigs[0].coefs, sigs[0].avgl);
+empties[0].remove(1);
+empties[0].add(2, sigs[1].coefs, sigs[1].avgl);
+empties[1].add(3, sigs[2].coefs, sigs[2].avgl);
+empties.length = 0;
 console.log('node workload done', check);

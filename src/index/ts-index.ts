@@ -5,6 +5,14 @@ import type { ImageIndex, QueryOptions, RankedResult, SignatureBatch } from './t
 
 const LISTS = CHANNELS * 2 * PIXELS;
 const EMPTY = new Uint32Array(0);
+/** What an index with no images holds: these shared zero-length arrays, nothing of its own. */
+const NO_LISTS: Uint32Array[] = [];
+const NO_LENGTHS = new Int32Array(0);
+const NO_DOUBLES = new Float64Array(0);
+const NO_FLAGS = new Uint8Array(0);
+const INITIAL_SLOTS = 1024;
+/** A list reference in the array of posting lists (a full pointer; no pointer compression in Node). */
+const REFERENCE_BYTES = 8;
 /** Tombstoned slots tolerated before compaction: a quarter of the live ones, at least this. */
 const MIN_DEAD_BEFORE_COMPACT = 1024;
 
@@ -35,19 +43,21 @@ function subtractWeight(scores: Float64Array, postings: Uint32Array, len: number
  * Inverted index in flat typed arrays. Each image gets a slot; a posting list per
  * (channel, sign, coefficient) holds slots. Removal tombstones the slot and compacts
  * once tombstones exceed a quarter of the live images, so later queries never walk
- * more than 25% dead postings.
+ * more than 25% dead postings. An index with no images holds no arrays (a database
+ * space costs a few hundred bytes until its first image): the 98,304 list slots,
+ * 1.2 MB, come with the first add and go with clear() or the removal of the last image.
  */
 export class TsImageIndex implements ImageIndex {
-  private postings: Uint32Array[] = new Array<Uint32Array>(LISTS).fill(EMPTY);
-  private lengths = new Int32Array(LISTS);
-  private slotIds = new Float64Array(1024);
-  private slotAvgl = new Float64Array(1024 * CHANNELS);
-  private slotAlive = new Uint8Array(1024);
+  private postings = NO_LISTS;
+  private lengths = NO_LENGTHS;
+  private slotIds = NO_DOUBLES;
+  private slotAvgl = NO_DOUBLES;
+  private slotAlive = NO_FLAGS;
   private slots = 0;
   private bulk = false;
   private dead = 0;
   private readonly slotOf = new Map<number, number>();
-  private scores = new Float64Array(0);
+  private scores = NO_DOUBLES;
 
   get size(): number {
     return this.slotOf.size;
@@ -67,20 +77,17 @@ export class TsImageIndex implements ImageIndex {
   }
 
   trim(): void {
-    for (let list = 0; list < LISTS; list++) {
+    for (let list = 0; list < this.lengths.length; list++) {
       const len = this.lengths[list];
       const postings = this.postings[list];
       if (postings.length > len) this.postings[list] = len === 0 ? EMPTY : postings.slice(0, len);
     }
   }
 
+  /** Removing the last image frees everything, as clear() does. */
   remove(id: number): boolean {
-    const slot = this.slotOf.get(id);
-    if (slot === undefined) return false;
-    this.slotOf.delete(id);
-    this.slotAlive[slot] = 0;
-    this.dead++;
-    if (this.dead > Math.max(MIN_DEAD_BEFORE_COMPACT, this.slotOf.size >> 2)) this.compact();
+    if (!this.drop(id)) return false;
+    if (this.slotOf.size === 0) this.clear();
     return true;
   }
 
@@ -98,15 +105,15 @@ export class TsImageIndex implements ImageIndex {
   }
 
   clear(): void {
-    this.postings = new Array<Uint32Array>(LISTS).fill(EMPTY);
-    this.lengths = new Int32Array(LISTS);
-    this.slotIds = new Float64Array(1024);
-    this.slotAvgl = new Float64Array(1024 * CHANNELS);
-    this.slotAlive = new Uint8Array(1024);
+    this.postings = NO_LISTS;
+    this.lengths = NO_LENGTHS;
+    this.slotIds = NO_DOUBLES;
+    this.slotAvgl = NO_DOUBLES;
+    this.slotAlive = NO_FLAGS;
     this.slots = 0;
     this.dead = 0;
     this.slotOf.clear();
-    this.scores = new Float64Array(0);
+    this.scores = NO_DOUBLES;
   }
 
   query(sig: Signature, options: QueryOptions): RankedResult[] {
@@ -148,7 +155,7 @@ export class TsImageIndex implements ImageIndex {
   }
 
   memoryBytes(): number {
-    let bytes = this.lengths.byteLength + this.slotIds.byteLength + this.slotAvgl.byteLength;
+    let bytes = this.postings.length * REFERENCE_BYTES + this.lengths.byteLength + this.slotIds.byteLength + this.slotAvgl.byteLength;
     bytes += this.slotAlive.byteLength + this.scores.byteLength;
     for (const p of this.postings) bytes += p.byteLength;
     return bytes + this.slotOf.size * 40;
@@ -156,8 +163,12 @@ export class TsImageIndex implements ImageIndex {
 
   /** add() of a signature found at offsets of flat arrays (a Signature's, or a batch's): no object per image. */
   private insert(id: number, coefs: Int32Array | Int16Array, coefAt: number, avgl: Float64Array, avglAt: number): void {
-    if (this.slotOf.has(id)) this.remove(id);
-    if (this.slots === this.slotIds.length) this.growSlots(this.slots * 2);
+    if (this.slotOf.has(id)) this.drop(id);
+    if (this.postings === NO_LISTS) {
+      this.postings = new Array<Uint32Array>(LISTS).fill(EMPTY);
+      this.lengths = new Int32Array(LISTS);
+    }
+    if (this.slots === this.slotIds.length) this.growSlots(Math.max(INITIAL_SLOTS, this.slots * 2));
     const slot = this.slots++;
     this.slotIds[slot] = id;
     this.slotAlive[slot] = 1;
@@ -166,6 +177,17 @@ export class TsImageIndex implements ImageIndex {
     for (let c = 0, o = coefAt; c < CHANNELS; c++) {
       for (let k = 0; k < COEFS_PER_CHANNEL; k++, o++) this.append(listOf(c, coefs[o]), slot);
     }
+  }
+
+  /** remove() without giving the arrays back when it empties the index (insert replacing an id). */
+  private drop(id: number): boolean {
+    const slot = this.slotOf.get(id);
+    if (slot === undefined) return false;
+    this.slotOf.delete(id);
+    this.slotAlive[slot] = 0;
+    this.dead++;
+    if (this.dead > Math.max(MIN_DEAD_BEFORE_COMPACT, this.slotOf.size >> 2)) this.compact();
+    return true;
   }
 
   private append(list: number, slot: number): void {
