@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerClusterCommand } from './cluster/command.ts';
+import { registerImportCommands } from './import/command.ts';
 import { registerServeCommand } from './server/command.ts';
 import { registerSignatureCommand } from './signature/command.ts';
 
@@ -8,5 +9,6 @@ program.name('haarseek').description('imgSeek-compatible reverse image search da
 registerSignatureCommand(program);
 registerServeCommand(program);
 registerClusterCommand(program);
+registerImportCommands(program);
 
 await program.parseAsync(process.argv);

@@ -1,7 +1,8 @@
 import type Database from 'better-sqlite3';
-import { CHANNELS, COEFS_PER_CHANNEL, SIGNATURE_LENGTH } from '../signature/types.ts';
-import { type ExportRow, SpaceExportReader, runReadTransaction, runTransactionAsync } from '../store/bulk-import.ts';
+import { CHANNELS, SIGNATURE_LENGTH } from '../signature/types.ts';
+import { type ExportRow, type SliceOptions, SpaceExportReader, runReadTransaction, runTransactionAsync } from '../store/bulk-import.ts';
 import { ImportError } from './errors.ts';
+import { FileOrderLookup, applyRanks } from './file-order.ts';
 import { type IskForm, hashSetOrder } from './isk-format.ts';
 import { type IskRecordOut, type IskSpaceSource, writeIskFile } from './isk-writer.ts';
 
@@ -28,9 +29,9 @@ export function exportIsk(db: Database.Database, file: string, options: IskExpor
   return runReadTransaction(db, iskExportJob(db, file, options));
 }
 
-/** exportIsk in slices of at most sliceMs (one read transaction throughout). */
-export function exportIskAsync(db: Database.Database, file: string, options: IskExportOptions = {}, sliceMs = 50): Promise<ExportSummary> {
-  return runTransactionAsync(db, iskExportJob(db, file, options), sliceMs, 'read');
+/** exportIsk in slices (one read transaction throughout); aborting removes the partial file. */
+export function exportIskAsync(db: Database.Database, file: string, options: IskExportOptions = {}, slices: SliceOptions = {}): Promise<ExportSummary> {
+  return runTransactionAsync(db, iskExportJob(db, file, options), slices, 'read');
 }
 
 export function* iskExportJob(db: Database.Database, file: string, options: IskExportOptions): Generator<void, ExportSummary> {
@@ -60,54 +61,38 @@ function storeSource(reader: SpaceExportReader, dbId: number): IskSpaceSource {
       return reader.ids(dbId);
     },
     signatures: () => reader.signatures(dbId),
-    records: () => records(reader.rows(dbId)),
+    records: () => records(reader.rows(dbId), new FileOrderLookup(reader.fileOrderChunks(dbId))),
   };
 }
 
-function* records(rows: Iterable<ExportRow>): Generator<IskRecordOut> {
+function* records(rows: Iterable<ExportRow>, order: FileOrderLookup): Generator<IskRecordOut> {
   const rec = { id: 0, width: 0, height: 0, avgl: new Float64Array(CHANNELS), coefs: new Int32Array(SIGNATURE_LENGTH), keywords: [] as number[] };
-  const fileCoefs = new Int32Array(SIGNATURE_LENGTH);
-  for (const [id, width, height, y, i, q, sig, keywords, fileSig, fileKeywords] of rows) {
-    rec.id = id;
-    rec.width = width;
-    rec.height = height;
-    rec.avgl[0] = y;
-    rec.avgl[1] = i;
-    rec.avgl[2] = q;
-    unpackInt16(sig, rec.coefs);
-    if (fileSig !== null && fileSig.byteLength === SIGNATURE_LENGTH * 2) {
-      unpackInt16(fileSig, fileCoefs);
-      if (samePerChannelSets(fileCoefs, rec.coefs)) rec.coefs.set(fileCoefs);
+  const sorted = new Int32Array(SIGNATURE_LENGTH);
+  try {
+    for (const [id, width, height, y, i, q, sig, keywords] of rows) {
+      rec.id = id;
+      rec.width = width;
+      rec.height = height;
+      rec.avgl[0] = y;
+      rec.avgl[1] = i;
+      rec.avgl[2] = q;
+      unpackInt16(sig, sorted);
+      const entry = order.find(id, sorted);
+      if (entry?.ranks) applyRanks(sorted, entry.ranks, rec.coefs);
+      else rec.coefs.set(sorted);
+      const stored = keywords === null ? [] : keywords.split(',').map(Number);
+      const fromFile = entry?.keywords ? Array.from(entry.keywords) : null;
+      rec.keywords = fromFile && sameSet(fromFile, stored) ? fromFile : hashSetOrder(stored);
+      yield rec;
     }
-    const stored = keywords === null ? [] : keywords.split(',').map(Number);
-    let order: number[] | null = null;
-    if (fileKeywords !== null) {
-      const fromFile = unpackInt32(fileKeywords);
-      if (sameSet(fromFile, stored)) order = fromFile;
-    }
-    rec.keywords = order ?? hashSetOrder(stored);
-    yield rec;
+  } finally {
+    order.close();
   }
 }
 
 function unpackInt16(blob: Uint8Array, into: Int32Array): void {
   const view = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
   for (let k = 0; k < SIGNATURE_LENGTH; k++) into[k] = view.getInt16(k * 2, true);
-}
-
-function unpackInt32(blob: Uint8Array): number[] {
-  const view = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
-  return Array.from({ length: blob.byteLength >> 2 }, (_, k) => view.getInt32(k * 4, true));
-}
-
-/** Whether each channel of `file` holds the same coefficients as the sorted `stored`. */
-function samePerChannelSets(file: Int32Array, stored: Int32Array): boolean {
-  for (let c = 0; c < CHANNELS; c++) {
-    const base = c * COEFS_PER_CHANNEL;
-    const sorted = file.slice(base, base + COEFS_PER_CHANNEL).sort();
-    for (let j = 0; j < COEFS_PER_CHANNEL; j++) if (sorted[j] !== stored[base + j]) return false;
-  }
-  return true;
 }
 
 function sameSet(a: number[], b: number[]): boolean {

@@ -2,6 +2,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { ImportError } from './errors.ts';
 
 const CHUNK = 4 * 1024 * 1024;
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**
  * Reads a file front to back through one reused buffer, so a file of any size is read
@@ -14,6 +15,12 @@ export class FileCursor {
   private readonly fd: number;
   private buf: Uint8Array;
   view: DataView;
+  /**
+   * The buffer as int32s, on little-endian hosts only (null elsewhere): every field of
+   * the formats read here sits at a file offset that is a multiple of 4, and the buffer
+   * always starts at one, so words[offset >> 2] is the int32 at buffer offset `offset`.
+   */
+  words: Int32Array | null;
   /** File offset of buf[0]. */
   private base = 0;
   /** Next unread byte in buf. */
@@ -26,6 +33,7 @@ export class FileCursor {
     this.size = fstatSync(this.fd).size;
     this.buf = new Uint8Array(CHUNK);
     this.view = new DataView(this.buf.buffer);
+    this.words = LITTLE_ENDIAN ? new Int32Array(this.buf.buffer) : null;
   }
 
   close(): void {
@@ -96,10 +104,11 @@ export class FileCursor {
   private refill(n: number): void {
     const keep = this.end - this.pos;
     if (n > this.buf.byteLength) {
-      const bigger = new Uint8Array(Math.max(n, this.buf.byteLength * 2));
+      const bigger = new Uint8Array(Math.max(n, this.buf.byteLength * 2) + 3 & ~3);
       bigger.set(this.buf.subarray(this.pos, this.end));
       this.buf = bigger;
       this.view = new DataView(bigger.buffer);
+      this.words = LITTLE_ENDIAN ? new Int32Array(bigger.buffer) : null;
     } else {
       this.buf.copyWithin(0, this.pos, this.end);
     }

@@ -1,9 +1,10 @@
 import { basename } from 'node:path';
 import type Database from 'better-sqlite3';
 import { SIGNATURE_LENGTH } from '../signature/types.ts';
-import { type BulkImage, BulkImportWriter, runTransaction, runTransactionAsync } from '../store/bulk-import.ts';
+import { type BulkImage, BulkImportWriter, type SliceOptions, runTransaction, runTransactionAsync } from '../store/bulk-import.ts';
 import { ImportError } from './errors.ts';
 import { IqdbFile } from './iqdb-reader.ts';
+import { FileOrderRecorder } from './file-order.ts';
 import { hashSetOrder } from './isk-format.ts';
 import { type IskImage, type IskSpaceInfo, parseIskFile, readIskHeader } from './isk-reader.ts';
 
@@ -57,9 +58,13 @@ export function importIsk(db: Database.Database, file: string, options: IskImpor
   return runTransaction(db, iskImportJob(db, file, options));
 }
 
-/** importIsk in slices of at most sliceMs; the connection must stay unused meanwhile. */
-export function importIskAsync(db: Database.Database, file: string, options: IskImportOptions = {}, sliceMs = 50): Promise<ImportSummary> {
-  return runTransactionAsync(db, iskImportJob(db, file, options), sliceMs);
+/**
+ * importIsk in slices (default at most 50 ms of work per event-loop turn), so a server
+ * stays responsive; nothing else may use the connection until it settles. Aborting the
+ * signal rolls the import back.
+ */
+export function importIskAsync(db: Database.Database, file: string, options: IskImportOptions = {}, slices: SliceOptions = {}): Promise<ImportSummary> {
+  return runTransactionAsync(db, iskImportJob(db, file, options), slices);
 }
 
 /** Loads danbooru/iqdb's iqdb.sqlite into one space (replacing it), in one transaction. */
@@ -67,8 +72,8 @@ export function importIqdb(db: Database.Database, file: string, options: IqdbImp
   return runTransaction(db, iqdbImportJob(db, file, options));
 }
 
-export function importIqdbAsync(db: Database.Database, file: string, options: IqdbImportOptions, sliceMs = 50): Promise<ImportSummary> {
-  return runTransactionAsync(db, iqdbImportJob(db, file, options), sliceMs);
+export function importIqdbAsync(db: Database.Database, file: string, options: IqdbImportOptions, slices: SliceOptions = {}): Promise<ImportSummary> {
+  return runTransactionAsync(db, iqdbImportJob(db, file, options), slices);
 }
 
 /** The import as steps (yielding between batches), to run inside a write transaction. */
@@ -88,9 +93,9 @@ export function* iskImportJob(db: Database.Database, file: string, options: IskI
   const skipped: number[] = [];
   const fileSpaces: number[] = [];
   let current: ImportedSpace | null = null;
-  const sigBlob = Buffer.alloc(SIGNATURE_LENGTH * 2);
-  const fileSigBlob = Buffer.alloc(SIGNATURE_LENGTH * 2);
-  const bulk: BulkImage = { imageId: 0, width: 0, height: 0, avgl: new Float64Array(3), sig: sigBlob, keywords: [], fileSig: null, fileKeywords: null };
+  const packed = new SignaturePacker();
+  const bulk: BulkImage = { imageId: 0, width: 0, height: 0, avgl: new Float64Array(3), sig: packed.blob, keywords: [] };
+  let order: FileOrderRecorder | null = null;
   let spaceCount = -1;
   const pick = (info: IskSpaceInfo): number | null => {
     if (info.dbId === null) return target!;
@@ -112,6 +117,7 @@ export function* iskImportJob(db: Database.Database, file: string, options: IskI
       checkSpaceId(dbId);
       current = { dbId, fromSpace: info.dbId, images: 0, keywords: 0, replaced: writer.replaceSpace(dbId) };
       spaces.push(current);
+      order = keepOrder ? new FileOrderRecorder((firstId, chunk) => writer.putFileOrder(dbId, firstId, chunk)) : null;
       return true;
     },
     image(image: IskImage) {
@@ -120,15 +126,20 @@ export function* iskImportJob(db: Database.Database, file: string, options: IskI
       bulk.width = image.width;
       bulk.height = image.height;
       bulk.avgl = image.avgl;
-      packInt16(image.coefs, sigBlob);
-      bulk.fileSig = keepOrder && !image.sortedInFile ? packInt16(image.fileCoefs, fileSigBlob) : null;
+      packed.pack(image.coefs);
       bulk.keywords = image.keywords;
-      bulk.fileKeywords = keepOrder && image.keywords.length > 1 && !sameOrder(image.keywords, hashSetOrder(image.keywords)) ? packInt32(image.keywords) : null;
       writer.put(space.dbId, bulk);
+      if (order) {
+        const ranks = image.sortedInFile ? null : image.ranks;
+        const keywords = image.keywords.length > 1 && !sameOrder(image.keywords, hashSetOrder(image.keywords)) ? image.keywords : null;
+        if (ranks || keywords) order.add(image.id, image.coefs, ranks, keywords);
+      }
       space.images++;
       space.keywords += image.keywords.length;
     },
     endSpace() {
+      order?.flush();
+      order = null;
       current = null;
     },
   });
@@ -153,8 +164,8 @@ export function* iqdbImportJob(db: Database.Database, file: string, options: Iqd
   try {
     const writer = new BulkImportWriter(db);
     const space: ImportedSpace = { dbId: options.space, fromSpace: null, images: 0, keywords: 0, replaced: writer.replaceSpace(options.space) };
-    const sigBlob = Buffer.alloc(SIGNATURE_LENGTH * 2);
-    const bulk: BulkImage = { imageId: 0, width: 0, height: 0, avgl: new Float64Array(3), sig: sigBlob, keywords: [], fileSig: null, fileKeywords: null };
+    const packed = new SignaturePacker();
+    const bulk: BulkImage = { imageId: 0, width: 0, height: 0, avgl: new Float64Array(3), sig: packed.blob, keywords: [] };
     let previous = 0;
     for (const image of source.images()) {
       // post_id is UNIQUE in iqdb's schema; a file edited by hand might not say so.
@@ -162,7 +173,7 @@ export function* iqdbImportJob(db: Database.Database, file: string, options: Iqd
       previous = image.postId;
       bulk.imageId = image.postId;
       bulk.avgl = image.avgl;
-      packInt16(image.coefs, sigBlob);
+      packed.pack(image.coefs);
       writer.put(options.space, bulk);
       if (++space.images % 2048 === 0) yield;
     }
@@ -179,15 +190,17 @@ function checkSpaceId(dbId: number): void {
   }
 }
 
-function packInt16(values: Int32Array, into: Buffer): Buffer {
-  for (let k = 0; k < SIGNATURE_LENGTH; k++) into.writeInt16LE(values[k], k * 2);
-  return into;
-}
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-function packInt32(values: ArrayLike<number>): Buffer {
-  const out = Buffer.alloc(values.length * 4);
-  for (let k = 0; k < values.length; k++) out.writeInt32LE(values[k], k * 4);
-  return out;
+/** 120 coefficients as the 240-byte int16 LE blob the writer stores; one reused buffer (SQLite copies it). */
+class SignaturePacker {
+  private readonly words = new Int16Array(SIGNATURE_LENGTH);
+  readonly blob = Buffer.from(this.words.buffer);
+
+  pack(coefs: Int32Array): void {
+    if (LITTLE_ENDIAN) this.words.set(coefs);
+    else for (let k = 0; k < coefs.length; k++) this.blob.writeInt16LE(coefs[k], k * 2);
+  }
 }
 
 function sameOrder(a: ArrayLike<number>, b: ArrayLike<number>): boolean {

@@ -101,6 +101,7 @@ function hashBucket(k: number, n: number): number {
  */
 export function hashSetOrder(keywords: ArrayLike<number>): number[] {
   const size = keywords.length;
+  if (size < 2) return Array.from(keywords);
   const n = HASH_PRIMES.find((p) => p >= Math.max(size, 100)) ?? HASH_PRIMES[HASH_PRIMES.length - 1];
   return Array.from(keywords).sort((a, b) => hashBucket(a, n) - hashBucket(b, n) || b - a);
 }

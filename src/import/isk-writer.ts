@@ -1,7 +1,13 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { CHANNELS, COEFS_PER_CHANNEL, SIGNATURE_LENGTH } from '../signature/types.ts';
+import * as sigTypes from '../signature/types.ts';
 import { ImportError } from './errors.ts';
-import { BUCKETS, type IskForm, SRZ_LANG_PYTHON, SRZ_PLAT_LINUX, SRZ_V0_7_0, SRZ_VERSIONED, bucketOf } from './isk-format.ts';
+import * as isk from './isk-format.ts';
+import type { IskForm } from './isk-format.ts';
+
+// Module-local copies for the per-coefficient loops (see isk-reader.ts).
+const { CHANNELS, COEFS_PER_CHANNEL, SIGNATURE_LENGTH } = sigTypes;
+const { BUCKETS, SRZ_LANG_PYTHON, SRZ_PLAT_LINUX, SRZ_V0_7_0, SRZ_VERSIONED } = isk;
+const bucketOf = isk.bucketOf;
 
 /** One image as written: coefficients and keywords in the order they go to the file. */
 export interface IskRecordOut {
@@ -42,6 +48,7 @@ export function* writeIskFile(path: string, form: IskForm, spaces: IskSpaceSourc
   rmSync(tmp, { force: true });
   const out = new OutFile(tmp);
   let images = 0;
+  let done = false;
   try {
     out.i32(SRZ_VERSIONED);
     out.i32(SRZ_V0_7_0);
@@ -54,11 +61,14 @@ export function* writeIskFile(path: string, form: IskForm, spaces: IskSpaceSourc
     }
     out.close(true);
     renameSync(tmp, path);
+    done = true;
     return { bytes: out.written, images };
-  } catch (err) {
-    out.close(false);
-    rmSync(tmp, { force: true });
-    throw err;
+  } finally {
+    // Also when the caller stops the job early (generator return).
+    if (!done) {
+      out.close(false);
+      rmSync(tmp, { force: true });
+    }
   }
 }
 
@@ -66,9 +76,11 @@ function* writeSpaceBody(out: OutFile, space: IskSpaceSource): Generator<void, n
   const { ids } = space;
   const n = ids.length;
   const counts = new Uint32Array(BUCKETS);
+  const buckets = new Int32Array(SIGNATURE_LENGTH);
   let seen = 0;
   for (const sig of space.signatures()) {
-    forEachBucket(sig, (b) => counts[b]++);
+    bucketsOf(sig, buckets);
+    for (let j = 0; j < SIGNATURE_LENGTH; j++) counts[buckets[j]]++;
     if (++seen % YIELD_EVERY === 0) yield;
   }
   if (seen !== n) throw new Error(`space ${space.dbId}: ${seen} signatures for ${n} ids`);
@@ -88,11 +100,12 @@ function* writeSpaceBody(out: OutFile, space: IskSpaceSource): Generator<void, n
     if (total > 0) {
       let k = 0;
       for (const sig of space.signatures()) {
-        const ordinal = k++;
-        forEachBucket(sig, (b) => {
-          if (b >= b0 && b < b1) entries[fill[b]++] = ordinal;
-        });
-        if (k % YIELD_EVERY === 0) yield;
+        bucketsOf(sig, buckets);
+        for (let j = 0; j < SIGNATURE_LENGTH; j++) {
+          const b = buckets[j];
+          if (b >= b0 && b < b1) entries[fill[b]++] = k;
+        }
+        if (++k % YIELD_EVERY === 0) yield;
       }
     }
     let p = 0;
@@ -122,10 +135,11 @@ function* writeSpaceBody(out: OutFile, space: IskSpaceSource): Generator<void, n
   return n;
 }
 
-function forEachBucket(sig: Uint8Array, fn: (bucket: number) => void): void {
+/** The bucket of each of a signature's 120 coefficients (240 bytes, int16 LE). */
+function bucketsOf(sig: Uint8Array, out: Int32Array): void {
   const view = new DataView(sig.buffer, sig.byteOffset, sig.byteLength);
   for (let c = 0; c < CHANNELS; c++) {
-    for (let j = 0; j < COEFS_PER_CHANNEL; j++) fn(bucketOf(c, view.getInt16((c * COEFS_PER_CHANNEL + j) * 2, true)));
+    for (let j = 0; j < COEFS_PER_CHANNEL; j++) out[c * COEFS_PER_CHANNEL + j] = bucketOf(c, view.getInt16((c * COEFS_PER_CHANNEL + j) * 2, true));
   }
 }
 
@@ -139,6 +153,7 @@ class OutFile {
   private readonly fd: number;
   private readonly buf = Buffer.allocUnsafe(OUT_CHUNK);
   private pos = 0;
+  private closed = false;
   written = 0;
 
   constructor(path: string) {
@@ -174,6 +189,8 @@ class OutFile {
   }
 
   close(sync: boolean): void {
+    if (this.closed) return;
+    this.closed = true;
     try {
       if (sync) {
         this.flush();
