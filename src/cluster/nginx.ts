@@ -39,6 +39,9 @@ export function renderNginxConfig(front: FrontConfig, readerAddresses: string[])
     HOST: front.host,
     PORT: String(front.port),
     WORKERS: '1',
+    // Started by root, nginx would run its workers as nobody, who cannot write the
+    // body temp files inside a private data directory: keep the supervisor's user.
+    USER: process.getuid?.() === 0 ? 'user root;\n' : '',
     NOFILE: String(nofile),
     // A few descriptors stay free for logs and the listening socket.
     WORKER_CONNECTIONS: String(Math.max(1024, nofile - 64)),

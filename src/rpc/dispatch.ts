@@ -3,7 +3,7 @@ import { toFault } from './faults.ts';
 import { type Access, METHODS, type MethodDef, type RpcContext } from './methods.ts';
 import { coerceParam } from './params.ts';
 import type { ParsePool } from './parse-pool.ts';
-import { type MethodCall, faultResponse, methodResponse } from './wire.ts';
+import { type MethodCall, faultResponse, methodResponse, sniffMethodName } from './wire.ts';
 
 export interface DispatchOptions {
   parser: ParsePool;
@@ -33,7 +33,17 @@ export class RpcDispatcher {
   async handle(body: Buffer, caller: Caller): Promise<string | Buffer> {
     let method = '(unparsed)';
     try {
-      const call = await this.options.parser.parse(body);
+      // A reader relays a plain write call without parsing it: the writer parses it anyway.
+      const named = this.options.forwardWrite ? sniffMethodName(body) : null;
+      const namedDef = named !== null ? METHODS.get(named) : undefined;
+      if (named !== null && namedDef?.mutates) {
+        method = named;
+        if (!caller.authorized) throw unauthorized(named, namedDef.access);
+        return await this.options.forwardWrite!(body, caller.authorization);
+      }
+      // Kept only when the call might still have to be relayed as it came.
+      const keepBody = this.options.forwardWrite !== undefined && (namedDef === undefined || named === 'system.multicall');
+      const call = await this.options.parser.parse(body, keepBody);
       method = call.method;
       const calls = this.calledMethods(call);
       for (const def of calls) if (def.access !== 'read' && !caller.authorized) throw unauthorized(call.method, def.access);

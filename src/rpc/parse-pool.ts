@@ -8,6 +8,7 @@ const INLINE_BYTES = 48 * 1024;
 interface Job {
   id: number;
   body: Buffer;
+  transfer: boolean;
   resolve(call: MethodCall): void;
   reject(err: Error): void;
 }
@@ -32,10 +33,14 @@ export class ParsePool {
     for (let i = 0; i < size; i++) this.slots.push(this.spawn());
   }
 
-  parse(body: Buffer): Promise<MethodCall> {
+  /**
+   * A large body moves to the worker (no copy) unless the caller still needs it
+   * (keepBody: a reader that may relay it); the body is unusable afterwards otherwise.
+   */
+  parse(body: Buffer, keepBody = false): Promise<MethodCall> {
     if (body.length <= INLINE_BYTES || this.slots.length === 0) return parseMethodCall(body);
     return new Promise((resolve, reject) => {
-      this.queue.push({ id: this.nextId++, body, resolve, reject });
+      this.queue.push({ id: this.nextId++, body, transfer: !keepBody && ownsMemory(body), resolve, reject });
       this.pump();
     });
   }
@@ -80,9 +85,13 @@ export class ParsePool {
       if (slot.job || this.queue.length === 0) continue;
       const job = this.queue.shift()!;
       slot.job = job;
-      slot.worker.postMessage({ id: job.id, body: job.body });
+      slot.worker.postMessage({ id: job.id, body: job.body }, job.transfer ? [job.body.buffer as ArrayBuffer] : []);
     }
   }
+}
+
+function ownsMemory(body: Buffer): boolean {
+  return body.byteOffset === 0 && body.byteLength === body.buffer.byteLength && body.buffer instanceof ArrayBuffer;
 }
 
 /** Structured cloning turns Buffers into plain Uint8Arrays; the methods expect Buffers. */

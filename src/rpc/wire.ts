@@ -46,6 +46,17 @@ export function parseMethodCall(body: Buffer): Promise<MethodCall> {
   });
 }
 
+/**
+ * The method a call names, read from its first bytes without parsing the rest (a
+ * reader decides from it alone to relay a 50 MB upload to the writer untouched), or
+ * null when the head is not the plain `<methodCall><methodName>NAME` form.
+ */
+export function sniffMethodName(body: Buffer): string | null {
+  const head = body.subarray(0, 1024).toString('latin1');
+  const match = /^\s*(?:<\?xml[^>]*\?>)?\s*<methodCall>\s*<methodName>([A-Za-z0-9_.:]{1,100})<\/methodName>/.exec(head);
+  return match ? match[1] : null;
+}
+
 /** Walks the parsed values without recursion; says why a call is refused, or null. */
 function shapeProblem(params: unknown[]): string | null {
   const stack: Array<[unknown, number]> = [[params, 0]];

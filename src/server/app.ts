@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { loadEngine } from '../engine.ts';
-import { BusyError, HaarseekError, PayloadTooLargeError, ProtocolError, WriterUnreachableError } from '../errors.ts';
+import { BusyError, HaarseekError, PayloadTooLargeError, ProtocolError } from '../errors.ts';
 import { IndexCatalog } from '../index/catalog.ts';
 import { RpcDispatcher } from '../rpc/dispatch.ts';
 import { toFault } from '../rpc/faults.ts';
@@ -15,6 +15,9 @@ import { WriterStore } from '../store/writer-store.ts';
 import { Admission } from './admission.ts';
 import { type ServerConfig, databasePath, protectedPaths, savepointPath } from './config.ts';
 import { type LogRing } from './log.ts';
+import { LoopDelayWindow } from './loop-delay.ts';
+import { collectBody } from './body.ts';
+import { writeForwarder } from './forward.ts';
 import { ReaderSync } from './reader-sync.ts';
 import { carriesKey } from './write-key.ts';
 import { acquireWriterLock } from './writer-lock.ts';
@@ -66,6 +69,7 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
   });
   const startedAt = Date.now();
   const admission = new Admission(config.maxInFlight);
+  const loopDelay = new LoopDelayWindow();
   let requests = 0;
   const ctx: RpcContext = {
     service,
@@ -92,7 +96,7 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
   const parser = new ParsePool(config.parseWorkers);
   const dispatcher = new RpcDispatcher(ctx, {
     parser,
-    forwardWrite: config.role === 'reader' && config.forwardWrites && config.writerUrl ? forwarder(config.writerUrl, config.requestTimeoutMs, log) : undefined,
+    forwardWrite: config.role === 'reader' && config.forwardWrites && config.writerUrl ? writeForwarder(config.writerUrl, config.requestTimeoutMs, log) : undefined,
     refuseWrites:
       config.role === 'reader'
         ? `this reader does not accept write calls${config.writerUrl ? `; send them to the writer at ${config.writerUrl}` : ''}`
@@ -108,10 +112,11 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
     requestTimeout: config.requestTimeoutMs,
   });
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('*', (req, payload, done) => collectBody(payload, config.maxBodyBytes, done));
 
   const rpcFault = (reply: FastifyReply, err: HaarseekError, status = 200) => reply.code(status).type('text/xml').send(faultResponse(toFault(err).fault));
   app.setErrorHandler((err: { code?: string; message: string; statusCode?: number }, _req, reply) => {
+    if (err instanceof HaarseekError) return rpcFault(reply, err);
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       return rpcFault(reply, new PayloadTooLargeError(`the request is larger than this server's limit of ${config.maxBodyBytes} bytes`));
     }
@@ -176,6 +181,7 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
       inFlight: admission.current,
       maxInFlight: admission.limit,
       busyAnswers: admission.busyAnswers,
+      eventLoopDelayMaxMs: loopDelay.maxMs(),
       refreshes: sync?.refreshes,
       lastFullLoadMs: sync?.lastFullLoadMs,
     });
@@ -189,6 +195,7 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
     async close() {
       await app.close();
       await parser.close();
+      loopDelay.close();
       sync?.close();
       writer?.close();
       await releaseLock?.();
@@ -207,24 +214,4 @@ async function withTimeout<T>(work: Promise<T>, ms: number, onTimeout: () => T):
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** Relays a write call's raw XML, with the caller's credentials, to the writer and its raw answer back. */
-function forwarder(writerUrl: string, timeoutMs: number, log: Logger): (body: Buffer, authorization: string | undefined) => Promise<Buffer> {
-  return async (body, authorization) => {
-    let response: Response;
-    const headers: Record<string, string> = { 'content-type': 'text/xml' };
-    if (authorization) headers.authorization = authorization;
-    try {
-      response = await fetch(writerUrl, { method: 'POST', headers, body: new Uint8Array(body), signal: AbortSignal.timeout(timeoutMs) });
-    } catch (err) {
-      log.warn({ writerUrl, err: (err as Error).message }, 'the writer did not answer a forwarded write');
-      throw new WriterUnreachableError('the writer did not answer; retry shortly');
-    }
-    if (!response.ok) {
-      log.warn({ writerUrl, status: response.status }, 'the writer refused a forwarded write');
-      throw new WriterUnreachableError(`the writer answered HTTP ${response.status}; retry shortly`);
-    }
-    return Buffer.from(await response.arrayBuffer());
-  };
 }

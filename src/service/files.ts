@@ -1,4 +1,4 @@
-import { readdirSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { FileError, ImageError, PathNotAllowedError } from '../errors.ts';
@@ -95,10 +95,11 @@ export class FileService {
    * or a lock would break the running writer; loading it would read it while it is written).
    */
   private usablePath(path: string, mustExist: boolean): string {
-    const file = confinePath(path, this.ctx.o.allowedDirs, mustExist);
+    const file = confinePath(path, this.ctx.o.allowedDirs, false);
     if (this.ctx.o.protectedPaths.some((p) => samePath(p, file))) {
       throw new PathNotAllowedError(`${path} is a file this server runs on (its database, journal, lock, key or save point); choose another file name`);
     }
+    if (mustExist && !existsSync(file)) throw new FileError(`no such file: ${path}`);
     return file;
   }
 }
