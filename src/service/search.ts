@@ -3,7 +3,7 @@ import { avglScore, rawScore } from '../index/scoring.ts';
 import type { RankedResult } from '../index/types.ts';
 import type { Signature } from '../signature/types.ts';
 import type { ServiceContext } from './context.ts';
-import type { SignatureMaker } from './signatures.ts';
+import type { ImageSignature, SignatureMaker } from './signatures.ts';
 
 export interface SearchOptions {
   /** How many results (protocols apply their own rules, e.g. iskdaemon's numres+1). */
@@ -51,6 +51,16 @@ export class SearchService {
     const ranked = index.query(sig, { limit: options.limit, sketch: options.sketch, fast: options.fast, allowed });
     this.ctx.stats.of(dbId).countQuery();
     return ranked;
+  }
+
+  /** The signature and size of image bytes (one decode), for doors that rank by their own score (iqdb). */
+  async signatureOf(bytes: Uint8Array): Promise<ImageSignature> {
+    return this.signatures.of(bytes);
+  }
+
+  /** The stored signature of an image. */
+  signature(dbId: number, imageId: number): Signature {
+    return this.ctx.storedImage(dbId, imageId).sig;
   }
 
   imagesWithKeywords(dbId: number, keywords: number[], all: boolean, limit: number): number[] {
