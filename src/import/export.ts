@@ -9,6 +9,8 @@ import { type IskRecordOut, type IskSpaceSource, writeIskFile } from './isk-writ
 export interface IskExportOptions {
   /** One space, written as savedb (saveDbAs); absent: every space, as savealldbs. */
   space?: number;
+  /** Bucket entries held at once while writing (default 8M, 32 MB); tests make it small. */
+  entryBudget?: number;
 }
 
 export interface ExportSummary {
@@ -50,7 +52,7 @@ export function* iskExportJob(db: Database.Database, file: string, options: IskE
     form = 'savedb';
   }
   const sources = spaces.map((dbId) => storeSource(reader, dbId));
-  const { bytes, images } = yield* writeIskFile(file, form, sources);
+  const { bytes, images } = yield* writeIskFile(file, form, sources, { entryBudget: options.entryBudget });
   return { file, format: form === 'savedb' ? 'isk-savedb' : 'isk-savealldbs', spaces, images, bytes };
 }
 

@@ -146,7 +146,9 @@ export function* iskImportJob(db: Database.Database, file: string, options: IskI
   if (target !== undefined && spaces.length === 0) {
     throw new ImportError(
       'space',
-      `${file} holds database space${fileSpaces.length === 1 ? '' : 's'} ${fileSpaces.join(', ') || '(none)'}; none is space ${target}`,
+      fileSpaces.length === 0
+        ? `${file} holds no database space at all (an empty savealldbs file); there is no space ${target} to load`
+        : `${file} holds database space${fileSpaces.length === 1 ? '' : 's'} ${fileSpaces.join(', ')}; none is space ${target}`,
     );
   }
   writer.finish();

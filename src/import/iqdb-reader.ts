@@ -82,41 +82,46 @@ export class IqdbFile {
     } catch (err) {
       throw sqliteRefusal(this.path, err);
     }
-    for (;;) {
-      let next: IteratorResult<IqdbRow>;
-      try {
-        next = rows.next();
-      } catch (err) {
-        throw sqliteRefusal(this.path, err);
-      }
-      if (next.done) return;
-      const [iqdbId, postId, y, i, q, sig] = next.value;
-      const what = `${this.path}: post ${postId} (iqdb id ${iqdbId})`;
-      if (!Number.isSafeInteger(postId) || postId < 1) throw new ImportError('damaged', `${this.path}: iqdb id ${iqdbId} has post_id ${String(postId)}, outside 1..2^53-1`);
-      for (const [c, v] of [y, i, q].entries()) {
-        if (typeof v !== 'number' || !Number.isFinite(v)) throw new ImportError('damaged', `${what} has avglf${c + 1} = ${String(v)}, not a finite number`);
-        image.avgl[c] = v;
-      }
-      if (!(sig instanceof Uint8Array) || sig.byteLength !== SIGNATURE_LENGTH * 2) {
-        throw new ImportError('damaged', `${what} has a sig of ${sig instanceof Uint8Array ? `${sig.byteLength} bytes` : typeof sig}, expected a ${SIGNATURE_LENGTH * 2}-byte blob`);
-      }
-      const view = new DataView(sig.buffer, sig.byteOffset, sig.byteLength);
-      for (let c = 0; c < CHANNELS; c++) {
-        const base = c * COEFS_PER_CHANNEL;
-        for (let j = 0; j < COEFS_PER_CHANNEL; j++) {
-          const v = view.getInt16((base + j) * 2, true);
-          if (v === 0 || v >= COEF_SIDE || v <= -COEF_SIDE) throw new ImportError('damaged', `${what} has coefficient ${v} in its ${'YIQ'[c]} signature, outside +-1..16383`);
-          image.coefs[base + j] = v;
+    try {
+      for (;;) {
+        let next: IteratorResult<IqdbRow>;
+        try {
+          next = rows.next();
+        } catch (err) {
+          throw sqliteRefusal(this.path, err);
         }
-        const channel = image.coefs.subarray(base, base + COEFS_PER_CHANNEL);
-        channel.sort();
-        for (let j = 1; j < COEFS_PER_CHANNEL; j++) {
-          if (channel[j] === channel[j - 1]) throw new ImportError('damaged', `${what} lists coefficient ${channel[j]} twice in its ${'YIQ'[c]} signature`);
+        if (next.done) return;
+        const [iqdbId, postId, y, i, q, sig] = next.value;
+        const what = `${this.path}: post ${postId} (iqdb id ${iqdbId})`;
+        if (!Number.isSafeInteger(postId) || postId < 1) throw new ImportError('damaged', `${this.path}: iqdb id ${iqdbId} has post_id ${String(postId)}, outside 1..2^53-1`);
+        for (const [c, v] of [y, i, q].entries()) {
+          if (typeof v !== 'number' || !Number.isFinite(v)) throw new ImportError('damaged', `${what} has avglf${c + 1} = ${String(v)}, not a finite number`);
+          image.avgl[c] = v;
         }
+        if (!(sig instanceof Uint8Array) || sig.byteLength !== SIGNATURE_LENGTH * 2) {
+          throw new ImportError('damaged', `${what} has a sig of ${sig instanceof Uint8Array ? `${sig.byteLength} bytes` : typeof sig}, expected a ${SIGNATURE_LENGTH * 2}-byte blob`);
+        }
+        const view = new DataView(sig.buffer, sig.byteOffset, sig.byteLength);
+        for (let c = 0; c < CHANNELS; c++) {
+          const base = c * COEFS_PER_CHANNEL;
+          for (let j = 0; j < COEFS_PER_CHANNEL; j++) {
+            const v = view.getInt16((base + j) * 2, true);
+            if (v === 0 || v >= COEF_SIDE || v <= -COEF_SIDE) throw new ImportError('damaged', `${what} has coefficient ${v} in its ${'YIQ'[c]} signature, outside +-1..16383`);
+            image.coefs[base + j] = v;
+          }
+          const channel = image.coefs.subarray(base, base + COEFS_PER_CHANNEL);
+          channel.sort();
+          for (let j = 1; j < COEFS_PER_CHANNEL; j++) {
+            if (channel[j] === channel[j - 1]) throw new ImportError('damaged', `${what} lists coefficient ${channel[j]} twice in its ${'YIQ'[c]} signature`);
+          }
+        }
+        image.iqdbId = iqdbId;
+        image.postId = postId;
+        yield image;
       }
-      image.iqdbId = iqdbId;
-      image.postId = postId;
-      yield image;
+    } finally {
+      // An open cursor would keep the connection busy (close() would throw).
+      rows.return?.();
     }
   }
 }
@@ -136,7 +141,6 @@ function checkSqliteFile(path: string): void {
         throw new ImportError('foreign', `${path} looks like an iskdaemon database file, not an iqdb one (import it with \`haarseek import isk\`)`);
       }
       const what = describeForeign(head.subarray(0, got));
-      if (what === 'a SQLite database') throw new Error('unreachable');
       throw new ImportError('foreign', `${path} is ${what ?? 'not a SQLite file'}, not an iqdb database`);
     }
     if (got < 100) throw new ImportError('truncated', `${path} is truncated: a SQLite file starts with a 100-byte header, the file has ${size} bytes`);

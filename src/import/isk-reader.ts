@@ -170,11 +170,14 @@ export function* parseIskFile(path: string, sink: IskSink): Generator<void, IskF
       } else {
         cursor.need(4, 'the number of database spaces');
         const count = cursor.i32();
+        // Each space takes at least its id and an empty body; a count far beyond what
+        // the file can hold is garbage, a nearly right one is left to the per-field
+        // checks, which say exactly where a truncated file stops.
         const most = Math.floor(cursor.remaining() / (4 + EMPTY_BODY_BYTES));
-        if (count < 0 || count > most) {
+        if (count < 0 || (count > most && count > 1024)) {
           throw new ImportError(
-            count < 0 ? 'damaged' : 'truncated',
-            `${path}: the file says it holds ${count} database spaces, but ${count < 0 ? 'a count cannot be negative' : `its remaining ${cursor.remaining()} bytes can hold at most ${most}`}`,
+            'damaged',
+            `${path}: the file says it holds ${count} database spaces (at byte ${cursor.offset() - 4}), but ${count < 0 ? 'a count cannot be negative' : `its remaining ${cursor.remaining()} bytes can hold at most ${most}`}: a damaged file, or not an iskdaemon one`,
           );
         }
         let previous = Number.NEGATIVE_INFINITY;
@@ -256,6 +259,7 @@ function* parseSpace(cursor: FileCursor, header: IskHeader, dbId: number | null,
     }
   }
 
+  yield;
   cursor.need(8, `the image count of ${where}`);
   const countAt = cursor.offset();
   const count = cursor.u64();
@@ -281,6 +285,7 @@ function* parseSpace(cursor: FileCursor, header: IskHeader, dbId: number | null,
     if (deliver) sink.image(records.image);
     if ((k + 1) % YIELD_EVERY_IMAGES === 0) yield;
   }
+  yield;
   const { recordSum, keywordCount } = records;
   if (recordSum !== bucketSum) {
     throw new ImportError(

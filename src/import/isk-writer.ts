@@ -42,7 +42,12 @@ const YIELD_EVERY = 4096;
  * it, ascending; it is built a range of buckets at a time, so memory stays bounded
  * however many images a space holds.
  */
-export function* writeIskFile(path: string, form: IskForm, spaces: IskSpaceSource[]): Generator<void, { bytes: number; images: number }> {
+export function* writeIskFile(
+  path: string,
+  form: IskForm,
+  spaces: IskSpaceSource[],
+  options: { entryBudget?: number } = {},
+): Generator<void, { bytes: number; images: number }> {
   if (form === 'savedb' && spaces.length !== 1) throw new ImportError('space', `a savedb file holds exactly one database space, not ${spaces.length}`);
   const tmp = `${path}.tmp-${process.pid}`;
   rmSync(tmp, { force: true });
@@ -57,7 +62,7 @@ export function* writeIskFile(path: string, form: IskForm, spaces: IskSpaceSourc
     if (form === 'savealldbs') out.i32(spaces.length);
     for (const space of spaces) {
       if (form === 'savealldbs') out.i32(space.dbId);
-      images += yield* writeSpaceBody(out, space);
+      images += yield* writeSpaceBody(out, space, options.entryBudget ?? ENTRY_BUDGET);
     }
     out.close(true);
     renameSync(tmp, path);
@@ -72,7 +77,7 @@ export function* writeIskFile(path: string, form: IskForm, spaces: IskSpaceSourc
   }
 }
 
-function* writeSpaceBody(out: OutFile, space: IskSpaceSource): Generator<void, number> {
+function* writeSpaceBody(out: OutFile, space: IskSpaceSource, entryBudget: number): Generator<void, number> {
   const { ids } = space;
   const n = ids.length;
   const counts = new Uint32Array(BUCKETS);
@@ -90,7 +95,7 @@ function* writeSpaceBody(out: OutFile, space: IskSpaceSource): Generator<void, n
   for (let b0 = 0; b0 < BUCKETS; ) {
     let b1 = b0;
     let total = 0;
-    while (b1 < BUCKETS && (b1 === b0 || total + counts[b1] <= ENTRY_BUDGET)) total += counts[b1++];
+    while (b1 < BUCKETS && (b1 === b0 || total + counts[b1] <= entryBudget)) total += counts[b1++];
     if (entries.length < total) entries = new Uint32Array(total);
     let at = 0;
     for (let b = b0; b < b1; b++) {
