@@ -88,7 +88,7 @@ export class Instance {
     });
     this.child = child;
     this.setState('starting');
-    this.log.info({ instance: this.spec.name, pid: child.pid, port: this.spec.port, cpu: pinned ? this.spec.cpu : undefined }, 'started');
+    this.log.info({ instance: this.spec.name, childPid: child.pid, port: this.spec.port, cpu: pinned ? this.spec.cpu : undefined }, 'started');
     child.once('exit', (code, signal) => this.onExit(child, code, signal));
   }
 
@@ -100,7 +100,7 @@ export class Instance {
     if (this.stopping || !this.child || this.state === 'backoff') return;
     const now = Date.now();
     if (now - this.lastBeat > this.policy.stallTimeoutMs) {
-      this.log.error({ instance: this.spec.name, pid: this.child.pid, silentMs: now - this.lastBeat }, 'made no progress (no heartbeat) for too long; restarting');
+      this.log.error({ instance: this.spec.name, childPid: this.child.pid, silentMs: now - this.lastBeat }, 'made no progress (no heartbeat) for too long; restarting');
       this.child.kill('SIGKILL');
       return;
     }

@@ -127,7 +127,7 @@ export class Supervisor {
       this.front.start((code, signal) => {
         if (!this.stopping) this.log.error({ code, signal }, 'nginx exited; the front is down (readers still answer on their own ports)');
       });
-      this.log.info({ pid: this.front.pid, port: this.config.frontPort }, 'nginx started');
+      this.log.info({ nginxPid: this.front.pid, port: this.config.frontPort }, 'nginx started');
     }
     this.healthTimer = setInterval(() => void this.checkHealth(), this.config.healthIntervalMs);
   }
@@ -186,7 +186,7 @@ export class Supervisor {
 
   private onStateChange(instance: Instance): void {
     if (this.stopping) return;
-    if (instance.state === 'healthy') this.log.info({ instance: instance.spec.name, port: instance.spec.port, pid: instance.pid }, 'healthy');
+    if (instance.state === 'healthy') this.log.info({ instance: instance.spec.name, port: instance.spec.port, childPid: instance.pid }, 'healthy');
     if (instance.spec.role === 'reader') this.updateRotation();
     if (!this.announced && [this.writer, ...this.readers].every((i) => i.state === 'healthy')) {
       this.announced = true;

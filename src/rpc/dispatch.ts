@@ -1,4 +1,4 @@
-import { MethodNotFoundError, ParamError, ReadOnlyError, UnauthorizedError, UnknownImageError } from '../errors.ts';
+import { type ErrorCode, MethodNotFoundError, ParamError, ReadOnlyError, UnauthorizedError, UnknownImageError, toReportable } from '../errors.ts';
 import { toFault } from './faults.ts';
 import { type Access, METHODS, type MethodDef, type RpcContext } from './methods.ts';
 import { coerceParam } from './params.ts';
@@ -12,8 +12,14 @@ export interface DispatchOptions {
   /** On a reader with --no-forward: why writes are refused (names the writer). */
   refuseWrites?: string;
   onInternalError(err: unknown, method: string): void;
-  /** One line per failed call: its method and why. */
-  onFailure(method: string, code: number, message: string): void;
+}
+
+/** A call's answer, with what the server logs and counts about it. */
+export interface Answer {
+  body: string | Buffer;
+  method: string;
+  /** Present when the answer is a fault. */
+  failure?: { code: ErrorCode; fault: number; message: string };
 }
 
 /** What the HTTP layer knows about the caller. */
@@ -30,7 +36,7 @@ const SYSTEM_METHODS = ['system.listMethods', 'system.methodHelp', 'system.metho
 export class RpcDispatcher {
   constructor(private readonly ctx: RpcContext, private readonly options: DispatchOptions) {}
 
-  async handle(body: Buffer, caller: Caller): Promise<string | Buffer> {
+  async handle(body: Buffer, caller: Caller): Promise<Answer> {
     let method = '(unparsed)';
     try {
       // A reader relays a plain write call without parsing it: the writer parses it anyway.
@@ -39,7 +45,7 @@ export class RpcDispatcher {
       if (named !== null && namedDef?.mutates) {
         method = named;
         if (!caller.authorized) throw unauthorized(named, namedDef.access);
-        return await this.options.forwardWrite!(body, caller.authorization);
+        return { body: await this.options.forwardWrite!(body, caller.authorization), method };
       }
       // Kept only when the call might still have to be relayed as it came.
       const keepBody = this.options.forwardWrite !== undefined && (namedDef === undefined || named === 'system.multicall');
@@ -48,15 +54,14 @@ export class RpcDispatcher {
       const calls = this.calledMethods(call);
       for (const def of calls) if (def.access !== 'read' && !caller.authorized) throw unauthorized(call.method, def.access);
       if (calls.some((def) => def.mutates)) {
-        if (this.options.forwardWrite) return await this.options.forwardWrite(body, caller.authorization);
+        if (this.options.forwardWrite) return { body: await this.options.forwardWrite(body, caller.authorization), method };
         if (this.options.refuseWrites) throw new ReadOnlyError(this.options.refuseWrites);
       }
-      return methodResponse(await this.call(call.method, call.params));
+      return { body: methodResponse(await this.call(call.method, call.params)), method };
     } catch (err) {
-      const { fault, internal } = toFault(err);
+      const { error, internal } = toReportable(err);
       if (internal) this.options.onInternalError(err, method);
-      this.options.onFailure(method, fault.code, fault.message);
-      return faultResponse(fault);
+      return { body: faultResponse(toFault(error).fault), method, failure: { code: error.code, fault: error.fault, message: error.message } };
     }
   }
 

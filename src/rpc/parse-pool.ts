@@ -1,9 +1,11 @@
 import { Worker } from 'node:worker_threads';
 import { ProtocolError } from '../errors.ts';
-import { type MethodCall, parseMethodCall } from './wire.ts';
+import { type MethodCall, liftPayloads, parseMethodCall } from './wire.ts';
 
-/** Bodies up to this size are parsed inline: about 15 ms of sax at worst. */
-const INLINE_BYTES = 48 * 1024;
+/** XML (payloads aside) up to this size is parsed inline: about 15 ms of sax at worst. */
+const INLINE_XML_BYTES = 48 * 1024;
+/** Payload text up to this size is decoded inline: about 2 ms of native base64. */
+const INLINE_PAYLOAD_BYTES = 2 * 1024 * 1024;
 
 interface Job {
   id: number;
@@ -38,7 +40,8 @@ export class ParsePool {
    * (keepBody: a reader that may relay it); the body is unusable afterwards otherwise.
    */
   parse(body: Buffer, keepBody = false): Promise<MethodCall> {
-    if (body.length <= INLINE_BYTES || this.slots.length === 0) return parseMethodCall(body);
+    if (this.slots.length === 0 || body.length <= INLINE_XML_BYTES) return parseMethodCall(body);
+    if (body.length <= INLINE_XML_BYTES + INLINE_PAYLOAD_BYTES && liftPayloads(body).xml.length <= INLINE_XML_BYTES) return parseMethodCall(body);
     return new Promise((resolve, reject) => {
       this.queue.push({ id: this.nextId++, body, transfer: !keepBody && ownsMemory(body), resolve, reject });
       this.pump();

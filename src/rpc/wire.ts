@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import Deserializer from 'xmlrpc/lib/deserializer.js';
 import CustomType from 'xmlrpc/lib/customtype.js';
@@ -27,10 +28,11 @@ export function parseMethodCall(body: Buffer): Promise<MethodCall> {
   if (body.includes('<!DOCTYPE') || body.includes('<!ENTITY')) {
     return Promise.reject(new ProtocolError('XML with a DOCTYPE or ENTITY declaration is not accepted'));
   }
+  const { xml, payloads } = liftPayloads(body);
   return new Promise((resolve, reject) => {
     let settled = false;
     const chunks = (function* () {
-      for (let at = 0; at < body.length; at += CHUNK_BYTES) yield body.subarray(at, at + CHUNK_BYTES);
+      for (let at = 0; at < xml.length; at += CHUNK_BYTES) yield xml.subarray(at, at + CHUNK_BYTES);
     })();
     new Deserializer('utf8').deserializeMethodCall(Readable.from(chunks), (error, method, params) => {
       if (settled) return;
@@ -41,9 +43,78 @@ export function parseMethodCall(body: Buffer): Promise<MethodCall> {
       }
       const problem = shapeProblem(params ?? []);
       if (problem) reject(new ProtocolError(problem));
-      else resolve({ method, params: params ?? [] });
+      else resolve({ method, params: payloads.length > 0 ? (restorePayloads(params ?? [], payloads) as unknown[]) : params ?? [] });
     });
   });
+}
+
+/** Payloads shorter than this are left to the XML parser. */
+const LIFT_BYTES = 2048;
+
+interface LiftedPayload {
+  kind: 'base64' | 'string';
+  text: Buffer;
+  /** What the parser sees instead: as a <string>, this text; as <base64>, these bytes. */
+  markerText: string;
+  markerBytes: Buffer;
+}
+
+/**
+ * The XML parser reads about 3.5 MB a second, so an image payload (base64 text inside
+ * <base64> or <string>, holding neither markup nor entities) is cut out of the document
+ * before it is parsed and put back afterwards: <base64> decoded natively, <string> as
+ * its text. A 60 KB query parses in well under a millisecond instead of 17 ms. The
+ * parser sees a short marker in its place, so the document's structure, and every
+ * check made on it, is unchanged.
+ */
+export function liftPayloads(body: Buffer): { xml: Buffer; payloads: LiftedPayload[] } {
+  const spans: Array<{ kind: 'base64' | 'string'; start: number; end: number }> = [];
+  for (const kind of ['base64', 'string'] as const) {
+    const open = Buffer.from(`<${kind}>`);
+    const close = Buffer.from(`</${kind}>`);
+    for (let at = body.indexOf(open); at >= 0; ) {
+      const start = at + open.length;
+      const end = body.indexOf(close, start);
+      if (end < 0) break;
+      if (end - start >= LIFT_BYTES) spans.push({ kind, start, end });
+      at = body.indexOf(open, end);
+    }
+  }
+  if (spans.length === 0) return { xml: body, payloads: [] };
+  spans.sort((x, y) => x.start - y.start);
+  // A marker no client could have sent by chance.
+  const nonce = randomBytes(6).toString('hex');
+  const payloads: LiftedPayload[] = [];
+  const parts: Buffer[] = [];
+  let copied = 0;
+  for (const { kind, start, end } of spans) {
+    const text = body.subarray(start, end);
+    if (start < copied || text.includes('<') || text.includes('&')) continue;
+    const markerBytes = Buffer.from(`hsk${nonce}payload${payloads.length}`);
+    const markerText = kind === 'base64' ? markerBytes.toString('base64') : markerBytes.toString('latin1');
+    parts.push(body.subarray(copied, start), Buffer.from(markerText, 'latin1'));
+    payloads.push({ kind, text, markerText, markerBytes });
+    copied = end;
+  }
+  if (payloads.length === 0) return { xml: body, payloads };
+  parts.push(body.subarray(copied));
+  return { xml: Buffer.concat(parts), payloads };
+}
+
+function restorePayloads(value: unknown, payloads: LiftedPayload[]): unknown {
+  if (typeof value === 'string') {
+    const payload = payloads.find((p) => p.kind === 'string' && p.markerText === value);
+    return payload ? payload.text.toString('latin1') : value;
+  }
+  if (Buffer.isBuffer(value)) {
+    const payload = payloads.find((p) => p.kind === 'base64' && p.markerBytes.equals(value));
+    return payload ? Buffer.from(payload.text.toString('latin1'), 'base64') : value;
+  }
+  if (Array.isArray(value)) return value.map((v) => restorePayloads(v, payloads));
+  if (value !== null && typeof value === 'object' && !(value instanceof Date)) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, restorePayloads(v, payloads)]));
+  }
+  return value;
 }
 
 /**

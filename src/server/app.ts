@@ -16,9 +16,11 @@ import { Admission } from './admission.ts';
 import { type ServerConfig, databasePath, protectedPaths, savepointPath } from './config.ts';
 import { type LogRing } from './log.ts';
 import { LoopDelayWindow } from './loop-delay.ts';
+import { ServerMetrics } from './metrics.ts';
 import { collectBody } from './body.ts';
 import { writeForwarder } from './forward.ts';
 import { ReaderSync } from './reader-sync.ts';
+import { registerHttpDoors } from '../http/doors.ts';
 import { carriesKey } from './write-key.ts';
 import { acquireWriterLock } from './writer-lock.ts';
 
@@ -66,10 +68,12 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
     protectedPaths: protectedPaths(config.dataDir),
     maxResults: config.maxResults,
     maxSpaces: config.maxSpaces,
+    observe: (stage, seconds) => metrics.observeStage(stage, seconds),
   });
   const startedAt = Date.now();
   const admission = new Admission(config.maxInFlight);
   const loopDelay = new LoopDelayWindow();
+  const metrics = new ServerMetrics({ role: config.role, port: config.port }, { catalog, admission, sync });
   let requests = 0;
   const ctx: RpcContext = {
     service,
@@ -102,7 +106,6 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
         ? `this reader does not accept write calls${config.writerUrl ? `; send them to the writer at ${config.writerUrl}` : ''}`
         : undefined,
     onInternalError: (err, method) => log.error({ err, method }, 'internal error'),
-    onFailure: (method, code, reason) => log.info({ method, fault: code, reason }, 'call failed'),
   });
 
   // Fastify's own per-request logging stays off; haarseek logs what matters itself.
@@ -149,7 +152,12 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const authorization = req.headers.authorization;
     const caller = { authorized: carriesKey(authorization, config.writeKey), authorization };
-    const work = dispatcher.handle(body, caller);
+    const finish = metrics.startCall('xmlrpc');
+    const work = dispatcher.handle(body, caller).then((answer) => {
+      finish(answer.method, answer.failure?.code ?? 'ok');
+      if (answer.failure) log.info({ door: 'xmlrpc', method: answer.method, fault: answer.failure.fault, reason: answer.failure.message }, 'call failed');
+      return answer.body;
+    });
     const slot = slots.get(req);
     if (slot) {
       slot.held = true;
@@ -162,6 +170,20 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
     return reply.type('text/xml').send(answer);
   };
   for (const url of ['/RPC', '/RPC2', '/']) app.post(url, rpc);
+  registerHttpDoors(app, {
+    config,
+    service,
+    log,
+    ensureFresh: async () => {
+      if (sync) await sync.ensureFresh();
+    },
+    freshness: () => {
+      const last = sync ? sync.lastRefreshAt : Date.now();
+      return { stale: sync?.stale ?? false, snapshotAgeMs: last ? Date.now() - last : null };
+    },
+    processStats: ctx.serverStats,
+  });
+  app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   app.get('/health', async (_req, reply) => {
     if (sync) await sync.ensureFresh();
     const ready = config.role === 'writer' || sync!.ready;

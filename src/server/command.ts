@@ -36,6 +36,8 @@ interface ServeOptions {
   maxInFlight: number;
   maxSpaces: number;
   parseWorkers: number;
+  imageUrlTemplate?: string;
+  iqdbSpace: number;
 }
 
 /** How often a supervised process tells its supervisor that its event loop turns. */
@@ -64,6 +66,8 @@ export function registerServeCommand(program: Command): void {
     .option('--max-in-flight <n>', 'requests held at once; past it a request is answered busy at once', parsePositiveInt, DEFAULTS.maxInFlight)
     .option('--max-spaces <n>', 'database spaces this server holds at most', parsePositiveInt, DEFAULTS.maxSpaces)
     .option('--parse-workers <n>', 'threads parsing large XML-RPC bodies off the event loop (0: parse inline)', parsePositiveInt, DEFAULTS.parseWorkers)
+    .option('--image-url-template <url>', 'where the search page loads an image by id for its thumbnails; {id} is replaced, e.g. https://img.example/{id}.jpg (default: no thumbnails)')
+    .option('--iqdb-space <n>', 'database space of the iqdb-compatible routes (POST /images/:id, POST /query, GET /status)', parsePositiveInt, DEFAULTS.iqdbSpace)
     .action(async (opts: ServeOptions) => {
       const port = opts.port ?? (opts.role === 'writer' ? DEFAULTS.writerPort : DEFAULTS.readerBasePort);
       const config: ServerConfig = {
@@ -85,6 +89,8 @@ export function registerServeCommand(program: Command): void {
         maxInFlight: Math.max(1, opts.maxInFlight),
         maxSpaces: opts.maxSpaces,
         parseWorkers: opts.parseWorkers,
+        imageUrlTemplate: opts.imageUrlTemplate || null,
+        iqdbSpace: opts.iqdbSpace,
       };
       mkdirSync(config.dataDir, { recursive: true });
       config.writeKey = resolveWriteKey(config.dataDir, opts.writeKey ?? process.env.HAARSEEK_WRITE_KEY).key;

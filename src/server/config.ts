@@ -27,6 +27,10 @@ export interface ServerConfig {
   maxSpaces: number;
   /** Worker threads that parse large XML-RPC bodies off the event loop. */
   parseWorkers: number;
+  /** Where the search page finds an image by id (`{id}` is replaced), e.g. https://img.example/{id}.jpg; null: no thumbnails. */
+  imageUrlTemplate: string | null;
+  /** The database space the iqdb-compatible routes (/images/:id, /query, /status) work on. */
+  iqdbSpace: number;
 }
 
 export const DEFAULTS = {
@@ -43,9 +47,10 @@ export const DEFAULTS = {
   maxResults: 1000,
   requestTimeoutMs: 60_000,
   refreshRetryMs: 2_000,
-  maxInFlight: 256,
+  maxInFlight: 128,
   maxSpaces: 1000,
   parseWorkers: 1,
+  iqdbSpace: 1,
 };
 
 export function databasePath(dataDir: string): string {

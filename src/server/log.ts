@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
 
 /** Keeps the last lines this process logged, for iskdaemon's getIskLog. */
 export class LogRing extends Writable {
@@ -20,6 +21,11 @@ export class LogRing extends Writable {
   }
 }
 
+/** Readable lines at a terminal (pino-pretty), JSON lines otherwise (files, journald, collectors). */
+export function terminalOrJson(): NodeJS.WritableStream {
+  return process.stdout.isTTY ? pretty({ colorize: true, sync: true, translateTime: 'SYS:HH:MM:ss.l' }) : process.stdout;
+}
+
 export function createLogger(level: string, base: Record<string, unknown>, ring: LogRing): Logger {
-  return pino({ level, base: { pid: process.pid, ...base } }, pino.multistream([{ stream: process.stdout, level }, { stream: ring, level }]));
+  return pino({ level, base: { pid: process.pid, ...base } }, pino.multistream([{ stream: terminalOrJson(), level }, { stream: ring, level }]));
 }

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
@@ -41,6 +42,19 @@ export class ReaderSync {
 
   get ready(): boolean {
     return this.seq >= 0;
+  }
+
+  /**
+   * How far the index is behind the writer's last commit, without refreshing: changes
+   * not applied yet, and how long ago the file last changed when there are any.
+   */
+  lag(): { changes: number; ms: number } {
+    try {
+      const behind = Math.max(0, this.store().lastSeq() - Math.max(0, this.seq));
+      return { changes: behind, ms: behind > 0 ? Math.max(0, Date.now() - statSync(this.o.dbPath).mtimeMs) : 0 };
+    } catch {
+      return { changes: 0, ms: this.lastRefreshAt ? Date.now() - this.lastRefreshAt : 0 };
+    }
   }
 
   /** Store queries on the current connection (opens it if needed). */

@@ -24,13 +24,29 @@ export interface ServiceOptions {
   maxResults: number;
   /** Most database spaces this server holds; creating one more is refused. */
   maxSpaces: number;
+  /** Told how long each stage of a query or add took (metrics). */
+  observe?: (stage: Stage, seconds: number) => void;
 }
+
+/** The stages of a query or add that are timed. */
+export type Stage = 'decode' | 'signature' | 'index';
 
 /** What the service's parts share: the options, the counters and the lookups that throw. */
 export class ServiceContext {
   readonly stats = new SpaceStats();
 
   constructor(readonly o: ServiceOptions) {}
+
+  /** Runs a stage and reports its duration. */
+  timed<T>(stage: Stage, work: () => T): T {
+    if (!this.o.observe) return work();
+    const started = performance.now();
+    try {
+      return work();
+    } finally {
+      this.o.observe(stage, (performance.now() - started) / 1000);
+    }
+  }
 
   index(dbId: number): ImageIndex {
     const index = this.o.catalog.get(dbId);

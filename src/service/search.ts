@@ -48,7 +48,7 @@ export class SearchService {
       allowed = new Set(this.ctx.o.queries().imagesWithKeywords(dbId, options.keywords, options.keywordsAll ?? true, Number.MAX_SAFE_INTEGER));
       if (allowed.size === 0) return [];
     }
-    const ranked = index.query(sig, { limit: options.limit, sketch: options.sketch, fast: options.fast, allowed });
+    const ranked = this.ctx.timed('index', () => index.query(sig, { limit: options.limit, sketch: options.sketch, fast: options.fast, allowed }));
     this.ctx.stats.of(dbId).countQuery();
     return ranked;
   }

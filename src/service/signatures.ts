@@ -18,7 +18,10 @@ export class SignatureMaker {
   }
 
   async of(bytes: Uint8Array): Promise<ImageSignature> {
+    const started = performance.now();
     const decoded = await this.decodes.run(() => decodeToRgb128(bytes, this.ctx.o.decodeLimits));
-    return { sig: this.ctx.o.engine.signatures.signatureFromRgb(decoded.rgb), width: decoded.width, height: decoded.height };
+    this.ctx.o.observe?.('decode', (performance.now() - started) / 1000);
+    const sig = this.ctx.timed('signature', () => this.ctx.o.engine.signatures.signatureFromRgb(decoded.rgb));
+    return { sig, width: decoded.width, height: decoded.height };
   }
 }
