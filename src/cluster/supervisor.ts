@@ -1,10 +1,12 @@
 import { spawnSync } from 'node:child_process';
+import type { Server } from 'node:http';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import lockfile from 'proper-lockfile';
 import type { Logger } from 'pino';
 import { Instance, type InstanceSpec, type RestartPolicy } from './instance.ts';
+import { serveSupervisorMetrics } from './metrics.ts';
 import { NginxFront, findNginx } from './nginx.ts';
 import { ClusterLockedError } from '../errors.ts';
 import { PACKAGE_ROOT } from '../package-root.ts';
@@ -18,6 +20,8 @@ export interface ClusterConfig {
   /** Address of the nginx front: exposing it never exposes the processes behind it. */
   frontHost: string;
   frontPort: number;
+  /** The supervisor's own /metrics (internal host); 0: none. */
+  metricsPort: number;
   /** Given to every process through its environment. */
   writeKey: string;
   writerPort: number;
@@ -57,6 +61,7 @@ export class Supervisor {
   private announced = false;
   private stopping = false;
   private rotation = '';
+  private metricsServer: Server | null = null;
 
   constructor(private readonly config: ClusterConfig, private readonly log: Logger) {
     const common = ['--data', config.dataDir, '--host', config.host, '--log-level', config.logLevel, '--max-body-bytes', String(config.maxBodyBytes)];
@@ -130,12 +135,18 @@ export class Supervisor {
       this.log.info({ nginxPid: this.front.pid, port: this.config.frontPort }, 'nginx started');
     }
     this.healthTimer = setInterval(() => void this.checkHealth(), this.config.healthIntervalMs);
+    if (this.config.metricsPort > 0) {
+      const instances = () => [this.writer, ...this.readers];
+      this.metricsServer = serveSupervisorMetrics(this.config.host, this.config.metricsPort, instances, (r) => this.rotation.split(',').includes(r.address));
+      this.metricsServer.on('error', (err) => this.log.warn({ err: err.message, port: this.config.metricsPort }, 'the supervisor\'s /metrics could not listen; the cluster runs without it'));
+    }
   }
 
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     if (this.healthTimer) clearInterval(this.healthTimer);
+    this.metricsServer?.close();
     this.log.info('stopping: nginx first (no new requests), then readers and the writer');
     await this.front?.stop(this.config.stopBoundMs);
     await Promise.all(this.readers.map((r) => r.stop(this.config.stopBoundMs)));
@@ -217,6 +228,7 @@ export class Supervisor {
       'haarseek cluster is up',
       this.front ? `  reads (and writes, forwarded): ${this.frontUrl}` : '  no nginx front: send reads to a reader directly',
       `  writes (the writer):            ${this.writerUrl}`,
+      ...(this.metricsServer ? [`  supervisor metrics:             http://${this.config.host}:${this.config.metricsPort}/metrics`] : []),
       `  readers:                        ${this.readers.map((r) => `http://${r.address}/RPC`).join(' ')}`,
       `  data:                           ${resolve(this.config.dataDir)}`,
     ];

@@ -21,6 +21,7 @@ import { collectBody } from './body.ts';
 import { writeForwarder } from './forward.ts';
 import { ReaderSync } from './reader-sync.ts';
 import { registerHttpDoors } from '../http/doors.ts';
+import { jsonErrorBody } from '../http/errors.ts';
 import { carriesKey } from './write-key.ts';
 import { acquireWriterLock } from './writer-lock.ts';
 
@@ -30,6 +31,8 @@ export interface RunningServer {
 
 /** Paths that are not requests for work: never queued behind work, never refused as busy. */
 const CONTROL_PATHS = new Set(['/health', '/metrics']);
+/** Where XML-RPC is served (POST); every other path is a JSON door or the page. */
+const RPC_PATHS = new Set(['/RPC', '/RPC2', '/']);
 /** nginx marks what it proxies, so a full process answers it with 503 (nginx then tries another reader). */
 const FRONT_HEADER = 'x-haarseek-front';
 
@@ -135,6 +138,7 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
     if (!release) {
       log.warn({ inFlight: admission.current, limit: admission.limit }, 'busy: refused a request');
       const busy = new BusyError(`this server is busy (${admission.limit} requests in progress); retry shortly`);
+      if (req.method !== 'POST' || !RPC_PATHS.has(req.url.split('?')[0])) return reply.code(503).header('retry-after', '1').send(jsonErrorBody(busy));
       return rpcFault(reply, busy, req.headers[FRONT_HEADER] ? 503 : 200);
     }
     // Normally the slot is freed when the answer is sent; a call answered at its
@@ -169,7 +173,7 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
     });
     return reply.type('text/xml').send(answer);
   };
-  for (const url of ['/RPC', '/RPC2', '/']) app.post(url, rpc);
+  for (const url of RPC_PATHS) app.post(url, rpc);
   registerHttpDoors(app, {
     config,
     service,
@@ -182,6 +186,7 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
       return { stale: sync?.stale ?? false, snapshotAgeMs: last ? Date.now() - last : null };
     },
     processStats: ctx.serverStats,
+    startCall: (door) => metrics.startCall(door),
   });
   app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   app.get('/health', async (_req, reply) => {

@@ -19,7 +19,7 @@ export class ServerMetrics {
 
   constructor(labels: { role: string; port: number }, sources: { catalog: IndexCatalog; admission: Admission; sync?: ReaderSync }) {
     this.registry.setDefaultLabels({ role: labels.role, port: String(labels.port) });
-    collectDefaultMetrics({ register: this.registry, prefix: 'haarseek_process_' });
+    collectDefaultMetrics({ register: this.registry, prefix: 'haarseek_' });
     const registers = [this.registry];
     this.requests = new Counter({ name: 'haarseek_requests_total', help: 'Calls answered, by door (xmlrpc, json, iqdb), method and outcome (ok or the error code).', labelNames: ['door', 'method', 'outcome'], registers });
     this.duration = new Histogram({ name: 'haarseek_request_duration_seconds', help: 'Time from a call\'s arrival to its answer, by door.', labelNames: ['door'], buckets: BUCKETS, registers });

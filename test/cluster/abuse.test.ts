@@ -193,10 +193,12 @@ print('ok')`;
     expect(nestedAnswer.text).toContain('deeper than');
     expect(failed).toBe(0);
     expect(queries).toBeGreaterThan(20);
-    // Parsed inline, this body blocked a reader for seconds; off the event loop it is a blip.
-    expect(worstProbeMs).toBeLessThan(2000);
+    // Parsed on the event loop this body blocked a reader for 15 s (3.5 MB/s of sax);
+    // off it, what remains is scheduling noise: ~50 ms on a quiet machine, a few hundred
+    // on a loaded 2-core one. The bound only has to tell the two apart.
+    expect(worstProbeMs).toBeLessThan(3000);
     expect(worstLoopDelayMs).toBeGreaterThan(0);
-    expect(worstLoopDelayMs).toBeLessThan(250);
+    expect(worstLoopDelayMs).toBeLessThan(1500);
     expect(await keyed()('getImgDimensions', 1, 500)).toEqual([side, side]);
     expect(restartLines(cluster)).toEqual([]);
     expect(await Promise.all(cluster.readerPorts.map((p) => pidOf(p)))).toEqual(readerPids);
@@ -271,6 +273,35 @@ print('ok')`;
     expect(answered).toBeGreaterThan(0);
     expect(cluster.output()).toMatch(/reader-2.*made no progress/);
     expect(await queryOnce(front)).toBe(true);
+  });
+
+  it('Prometheus /metrics on the writer, each reader and the supervisor tell what happened above', async () => {
+    const scrape = async (port: number) => {
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+      expect(res.headers.get('content-type')).toContain('text/plain');
+      return res.text();
+    };
+    // Something of each kind on reader-1 itself: a decoded query, a refused write.
+    const direct = `http://127.0.0.1:${cluster.readerPorts[0]}/RPC`;
+    expect((await rpcClient(direct)('queryImgBlob', 1, original(5), 3))[0][0]).toBe(5);
+    await expectFault(rpcClient(direct, null)('removeImg', 1, 5), ERRORS.unauthorized.fault);
+    const value = (text: string, series: RegExp) => text.split('\n').filter((l) => series.test(l)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+    const reader = await scrape(cluster.readerPorts[0]);
+    for (const name of ['haarseek_requests_total', 'haarseek_request_duration_seconds_bucket', 'haarseek_stage_duration_seconds_bucket', 'haarseek_in_flight',
+      'haarseek_busy_answers_total', 'haarseek_images', 'haarseek_index_bytes', 'haarseek_reader_refreshes_total', 'haarseek_reader_lag_changes',
+      'haarseek_reader_lag_seconds', 'haarseek_reader_stale', 'haarseek_process_resident_memory_bytes']) {
+      expect(reader, name).toContain(`\n${name}`);
+    }
+    expect(value(reader, /^haarseek_requests_total\{door="xmlrpc",method="queryImgID",outcome="ok"/)).toBeGreaterThan(100);
+    expect(value(reader, /^haarseek_requests_total\{.*outcome="unauthorized"/)).toBeGreaterThan(0);
+    expect(value(reader, /^haarseek_images\{space="1"/)).toBe(await keyed()('getDbImgCount', 1));
+    expect(value(reader, /^haarseek_stage_duration_seconds_count\{.*stage="decode"/)).toBeGreaterThan(0);
+    const writer = await scrape(cluster.writerPort);
+    expect(value(writer, /^haarseek_requests_total\{door="xmlrpc",method="addImgBlob",outcome="ok"/)).toBeGreaterThan(0);
+    const supervisor = await scrape(cluster.metricsPort);
+    expect(value(supervisor, /^haarseek_supervisor_restarts_total\{instance="reader-2"/)).toBe(1);
+    expect(value(supervisor, /^haarseek_supervisor_restarts_total\{instance="writer"/)).toBe(0);
+    expect(value(supervisor, /^haarseek_upstream_reader\{instance="reader-1"/)).toBe(1);
   });
 });
 

@@ -14,6 +14,8 @@ export interface ClusterProcess {
   writerUrl: string;
   readerPorts: number[];
   writerPort: number;
+  /** The supervisor's /metrics. */
+  metricsPort: number;
   output: () => string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -26,11 +28,12 @@ export async function startCluster(
   const readers = opts.readers ?? 2;
   const frontPort = await freePort();
   const writerPort = await freePort();
+  const metricsPort = await freePort();
   const readerBasePort = opts.readerBasePort ?? (await freePortRun(readers));
   const args = [
     join(REPO_ROOT, 'dist/launch-cluster.js'),
     '--data', dataDir, '--readers', String(readers), '--port', String(frontPort),
-    '--writer-port', String(writerPort), '--reader-base-port', String(readerBasePort),
+    '--writer-port', String(writerPort), '--metrics-port', String(metricsPort), '--reader-base-port', String(readerBasePort),
     '--log-level', 'info', '--health-interval-ms', '300', ...(opts.extraArgs ?? []),
   ];
   const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: TEST_ENV });
@@ -45,6 +48,7 @@ export async function startCluster(
     writerUrl: `http://127.0.0.1:${writerPort}/RPC`,
     readerPorts: Array.from({ length: readers }, (_, i) => readerBasePort + i),
     writerPort,
+    metricsPort,
     output: () => out,
     exited,
   };
