@@ -9,8 +9,10 @@ import { type IskRecordOut, type IskSpaceSource, writeIskFile } from './isk-writ
 export interface IskExportOptions {
   /** One space, written as savedb (saveDbAs); absent: every space, as savealldbs. */
   space?: number;
-  /** Bucket entries held at once while writing (default 8M, 32 MB); tests make it small. */
+  /** Bucket entries held at once while writing (default 16M, 64 MB); tests make it small. */
   entryBudget?: number;
+  /** Largest space (240 bytes an image) whose signatures are read once and kept (default 256 MB). */
+  cacheBytes?: number;
 }
 
 export interface ExportSummary {
@@ -52,7 +54,7 @@ export function* iskExportJob(db: Database.Database, file: string, options: IskE
     form = 'savedb';
   }
   const sources = spaces.map((dbId) => storeSource(reader, dbId));
-  const { bytes, images } = yield* writeIskFile(file, form, sources, { entryBudget: options.entryBudget });
+  const { bytes, images } = yield* writeIskFile(file, form, sources, { entryBudget: options.entryBudget, cacheBytes: options.cacheBytes });
   return { file, format: form === 'savedb' ? 'isk-savedb' : 'isk-savealldbs', spaces, images, bytes };
 }
 
