@@ -152,6 +152,22 @@ describe('iskdaemon API through a reader (writes forwarded)', () => {
     expect(multi[2]).toEqual([true]);
   });
 
+  it("getDbDetailedList's adds-since-last-save goes back to 0 after saveAllDbs (it never did)", async () => {
+    // Adds are counted by the process that stores them: the writer.
+    const w = rpcClient(writer.url);
+    expect(await w('addImgBlob', 1, 7, original(7))).toBe(1);
+    const before = (await w('getDbDetailedList'))['1'];
+    expect(before[8]).toBeGreaterThanOrEqual(7); // addCount
+    expect(before[9]).toBeGreaterThanOrEqual(1); // addSinceLastSave
+    expect(before[10]).toBe(7); // lastId
+    expect(await w('saveAllDbs')).toBeGreaterThanOrEqual(1);
+    const after = (await w('getDbDetailedList'))['1'];
+    expect(after[8]).toBe(before[8]);
+    expect(after[9]).toBe(0);
+    expect(await w('addImgBlob', 1, 8, original(8))).toBe(1);
+    expect((await w('getDbDetailedList'))['1'][9]).toBe(1);
+  });
+
   it('removeImg then count; removeDb', async () => {
     const before = await r('getDbImgCount', 1);
     expect(await r('removeImg', 1, 6)).toBe(1);
