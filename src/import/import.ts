@@ -1,3 +1,4 @@
+import { closeSync, openSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
 import type Database from 'better-sqlite3';
 import { SIGNATURE_LENGTH } from '../signature/types.ts';
@@ -184,6 +185,25 @@ export function* iqdbImportJob(db: Database.Database, file: string, options: Iqd
   } finally {
     source.close();
   }
+}
+
+/**
+ * What kind of database file `path` is, from its first bytes: 'sqlite' (haarseek's own
+ * saved files, or iqdb's), 'isk' (an iskdaemon file with its header: savealldbs or
+ * savedb), or null. For loadDb/loadAllDbs to pick restoreFrom or importIsk.
+ */
+export function sniffDatabaseFile(path: string): 'sqlite' | 'isk' | null {
+  const head = Buffer.alloc(16);
+  const fd = openSync(path, 'r');
+  let got: number;
+  try {
+    got = readSync(fd, head, 0, 16, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (got === 16 && head.toString('latin1') === 'SQLite format 3\0') return 'sqlite';
+  if (got >= 8 && head.readInt32LE(0) === 1 && head.readInt32LE(4) >= 1 && head.readInt32LE(4) <= 3) return 'isk';
+  return null;
 }
 
 function checkSpaceId(dbId: number): void {

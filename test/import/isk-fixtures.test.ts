@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadEngine } from '../../src/engine.ts';
-import { importIsk } from '../../src/import/import.ts';
+import { importIsk, sniffDatabaseFile } from '../../src/import/import.ts';
 import { readIskHeader } from '../../src/import/isk-reader.ts';
 import { IndexCatalog } from '../../src/index/catalog.ts';
 import { toIskResults } from '../../src/index/scoring.ts';
@@ -39,6 +39,13 @@ describe('reading iskdaemon 0.9.5 files: every field as the JSON records it', ()
       }
     }
     expect(compared).toBe(24);
+  });
+
+  it('sniffDatabaseFile tells iskdaemon files from SQLite ones', () => {
+    expect(sniffDatabaseFile(ISK_ALL)).toBe('isk');
+    expect(sniffDatabaseFile(ISK_ONE)).toBe('isk');
+    expect(sniffDatabaseFile(join(ISK_ALL, '../iqdb.sqlite'))).toBe('sqlite');
+    expect(sniffDatabaseFile(join(ISK_ALL, '../iqdb-uploads/01.jpg'))).toBeNull();
   });
 
   it('the savedb file holds space 1 of the savealldbs file, without a space id', () => {
