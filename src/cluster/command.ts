@@ -8,7 +8,6 @@ import { collect, parsePositiveInt } from '../server/command.ts';
 import { terminalOrJson } from '../server/log.ts';
 import { resolveWriteKey } from '../server/write-key.ts';
 import { ClusterLockedError } from '../errors.ts';
-import { Supervisor } from './supervisor.ts';
 
 interface ClusterOptions {
   readers: number;
@@ -56,13 +55,14 @@ export function configureClusterCommand(command: Command): Command {
     .option('--startup-timeout-ms <n>', 'how long a starting process may take to answer /health', parsePositiveInt, 300_000)
     .option('--serve-arg <arg>', 'extra flag passed to every `haarseek serve` (repeatable), e.g. --serve-arg=--max-pixels=50000000', collect, [])
     .action(async (opts: ClusterOptions) => {
-      const log = pino({ level: opts.logLevel, base: { pid: process.pid, role: 'supervisor' } }, terminalOrJson());
+      const log = pino({ level: opts.logLevel, base: { pid: process.pid, role: 'supervisor' } }, await terminalOrJson());
       if (opts.readers < 1) {
         process.stderr.write('haarseek cluster: --readers must be at least 1\n');
         process.exit(2);
       }
       mkdirSync(opts.data, { recursive: true });
       const key = resolveWriteKey(resolve(opts.data), opts.writeKey ?? process.env.HAARSEEK_WRITE_KEY);
+      const { Supervisor } = await import('./supervisor.ts');
       const supervisor = new Supervisor(
         {
           dataDir: opts.data,

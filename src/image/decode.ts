@@ -1,18 +1,9 @@
 import sharp from 'sharp';
 import { IMAGE_SIDE } from '../signature/types.ts';
 import { ImageError } from '../errors.ts';
+import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from './limits.ts';
 
-export interface DecodeLimits {
-  /** Largest encoded image accepted, in bytes. */
-  maxInputBytes: number;
-  /** Largest decoded image accepted (width x height), against decompression bombs. */
-  maxPixels: number;
-}
-
-export const DEFAULT_DECODE_LIMITS: DecodeLimits = {
-  maxInputBytes: 32 * 1024 * 1024,
-  maxPixels: 100_000_000,
-};
+export { DEFAULT_DECODE_LIMITS, type DecodeLimits } from './limits.ts';
 
 export interface DecodedImage {
   /** 128x128 RGB bytes, R,G,B interleaved. */

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { startServer } from './app.ts';
+import type { RunningServer } from './app.ts';
 import { DEFAULTS, type ServerConfig } from './config.ts';
 import { LogRing, createLogger } from './log.ts';
 import { WriterLockedError } from '../errors.ts';
@@ -95,9 +95,9 @@ export function registerServeCommand(program: Command): void {
       mkdirSync(config.dataDir, { recursive: true });
       config.writeKey = resolveWriteKey(config.dataDir, opts.writeKey ?? process.env.HAARSEEK_WRITE_KEY).key;
       const ring = new LogRing();
-      const log = createLogger(config.logLevel, { role: config.role, port }, ring);
+      const log = await createLogger(config.logLevel, { role: config.role, port }, ring);
       let stopping = false;
-      let server: Awaited<ReturnType<typeof startServer>> | undefined;
+      let server: RunningServer | undefined;
       const stop = async (reason: string) => {
         if (stopping) return;
         stopping = true;
@@ -127,6 +127,8 @@ export function registerServeCommand(program: Command): void {
         process.on('disconnect', () => void stop('supervisor gone'));
       }
       try {
+        // Loaded here, not at the top: `haarseek --help` and the other commands never load the server.
+        const { startServer } = await import('./app.ts');
         server = await startServer(config, log, ring, () => void stop('shutdownServer'));
       } catch (err) {
         if (err instanceof WriterLockedError) {

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import { DEFAULT_DECODE_LIMITS } from '../image/decode.ts';
+import { DEFAULT_DECODE_LIMITS } from '../image/limits.ts';
 
 export interface ServerConfig {
   role: 'writer' | 'reader';

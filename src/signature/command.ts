@@ -1,7 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { loadEngine } from '../engine.ts';
-import { decodeToRgb128 } from '../image/decode.ts';
 import { COEFS_PER_CHANNEL } from './types.ts';
 
 /** `haarseek signature FILE...`: what haarseek would store for each image. */
@@ -12,6 +10,7 @@ export function registerSignatureCommand(program: Command): void {
     .argument('<files...>', 'image files')
     .option('--json', 'print one JSON document instead of text')
     .action(async (files: string[], opts: { json?: boolean }) => {
+      const [{ loadEngine }, { decodeToRgb128 }] = await Promise.all([import('../engine.ts'), import('../image/decode.ts')]);
       const engine = loadEngine();
       const images = [];
       let failed = false;
