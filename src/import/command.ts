@@ -2,13 +2,11 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type Database from 'better-sqlite3';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import lockfile from 'proper-lockfile';
 import { DEFAULTS, databasePath } from '../server/config.ts';
-import { acquireWriterLock } from '../server/writer-lock.ts';
-import { openWritable } from '../store/open.ts';
 import { ImportError } from './errors.ts';
-import { exportIskAsync } from './export.ts';
-import { describeSummary, importIqdbAsync, importIskAsync } from './import.ts';
+
+// The readers, writers, SQLite and the lock are loaded when a command runs, not for
+// every `haarseek` start.
 
 /** Exit code when the data directory is in use (as `haarseek serve` uses for a held lock). */
 const EXIT_LOCKED = 2;
@@ -50,6 +48,7 @@ export function registerImportCommands(program: Command): void {
     .option('--json', 'print the summary as JSON')
     .action(async (file: string, opts: CommonOptions & { space?: number; keepOrder: boolean }) => {
       await run(opts, 'import', async (db, signal) => {
+        const { describeSummary, importIskAsync } = await import('./import.ts');
         const summary = await importIskAsync(db, resolve(file), { space: opts.space, keepFileOrder: opts.keepOrder }, { signal });
         return { summary, lines: describeSummary(summary) };
       });
@@ -64,6 +63,7 @@ export function registerImportCommands(program: Command): void {
     .option('--json', 'print the summary as JSON')
     .action(async (file: string, opts: CommonOptions & { space: number }) => {
       await run(opts, 'import', async (db, signal) => {
+        const { describeSummary, importIqdbAsync } = await import('./import.ts');
         const summary = await importIqdbAsync(db, resolve(file), { space: opts.space }, { signal });
         return { summary, lines: describeSummary(summary) };
       });
@@ -79,6 +79,7 @@ export function registerImportCommands(program: Command): void {
     .option('--json', 'print the summary as JSON')
     .action(async (file: string, opts: CommonOptions & { space?: number; format: 'isk' }) => {
       await run(opts, 'export', async (db, signal) => {
+        const { exportIskAsync } = await import('./export.ts');
         const summary = await exportIskAsync(db, resolve(file), { space: opts.space }, { signal });
         const what = summary.format === 'isk-savedb' ? `space ${summary.spaces[0]} (savedb)` : `${summary.spaces.length} space(s) ${summary.spaces.join(', ')} (savealldbs)`;
         return { summary, lines: [`exported ${what} to ${summary.file}: ${summary.images} images, ${summary.bytes} bytes`] };
@@ -113,6 +114,8 @@ async function withDataDirectory<T>(dataDir: string, verb: 'import' | 'export', 
   }
   // Losing the lock midway (another process judged it stale) rolls the work back.
   const lost = new AbortController();
+  const { acquireWriterLock } = await import('../server/writer-lock.ts');
+  const { openWritable } = await import('../store/open.ts');
   let release: () => Promise<void>;
   try {
     release = await acquireWriterLock(dbPath, 0, (err) => {
@@ -138,6 +141,7 @@ async function withDataDirectory<T>(dataDir: string, verb: 'import' | 'export', 
 
 /** Whether a `haarseek cluster` supervisor holds its lock on this data directory. */
 async function clusterRunning(dir: string): Promise<boolean> {
+  const { default: lockfile } = await import('proper-lockfile');
   try {
     return await lockfile.check(dir, { realpath: false, lockfilePath: `${join(dir, 'cluster')}.lock`, stale: 10_000 });
   } catch {
