@@ -34,6 +34,7 @@ interface Step {
 async function run(url: string, bodies: Buffer[], connections: number, overallRate?: number): Promise<Omit<Step, 'offered' | 'offeredRate' | 'restarts'>> {
   let good = 0;
   let busyFaults = 0;
+  let otherFaults = 0;
   const requests = bodies.map((body) => ({
     method: 'POST' as const,
     path: new URL(url).pathname,
@@ -43,9 +44,11 @@ async function run(url: string, bodies: Buffer[], connections: number, overallRa
       if (status !== 200) return;
       if (!text.includes('<fault>')) good++;
       else if (text.includes('<int>9</int>')) busyFaults++;
+      else otherFaults++;
     },
   }));
   const result = await autocannon({ url, connections, duration: SECONDS, overallRate, requests, timeout: 30 });
+  log(`status codes ${JSON.stringify(result.statusCodeStats)}, good ${good}, busy faults ${busyFaults}, other faults ${otherFaults}`);
   return {
     goodput: good / SECONDS,
     p50: result.latency.p50,

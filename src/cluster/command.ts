@@ -41,7 +41,7 @@ export function configureClusterCommand(command: Command): Command {
     .option('--host <host>', 'address the writer and the readers listen on (keep it internal)', DEFAULTS.host)
     .option('--front-host <host>', 'address the nginx front listens on (e.g. 0.0.0.0 to serve the network)', DEFAULTS.host)
     .option('--write-key <key>', 'key for write and admin calls (default: HAARSEEK_WRITE_KEY, else DATA/write.key, generated when missing)')
-    .option('--metrics-port <port>', 'the supervisor\'s own /metrics (restarts, states, upstream readers); 0 for none (default: writer port - 1)', parsePositiveInt)
+    .option('--metrics-port <port>', 'the supervisor\'s own /metrics (restarts, states, upstream readers); 0 for none (default: the first reader port - 1)', parsePositiveInt)
     .option('--stall-timeout-ms <n>', 'a process that sends no heartbeat for this long is restarted (a busy one still beats)', parsePositiveInt, 60_000)
     .option('--port <port>', 'nginx front port (reads, and writes forwarded)', parsePositiveInt, DEFAULTS.frontPort)
     .option('--writer-port <port>', 'writer port', parsePositiveInt, DEFAULTS.writerPort)
@@ -68,7 +68,7 @@ export function configureClusterCommand(command: Command): Command {
           dataDir: opts.data,
           host: opts.host,
           frontHost: opts.frontHost,
-          metricsPort: opts.metricsPort ?? opts.writerPort - 1,
+          metricsPort: opts.metricsPort ?? opts.readerBasePort - 1,
           writeKey: key.key,
           frontPort: opts.port,
           writerPort: opts.writerPort,

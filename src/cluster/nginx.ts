@@ -32,7 +32,10 @@ function descriptorLimit(): number {
 }
 
 export function renderNginxConfig(front: FrontConfig, readerAddresses: string[]): string {
-  const servers = readerAddresses.map((addr) => `    server ${addr} max_fails=1 fail_timeout=2s;`).join('\n');
+  // max_fails=0: a busy reader's 503 must not take it out of the rotation (with every
+  // reader briefly full, nginx would otherwise answer 502 "no live upstreams" for
+  // fail_timeout); a dead reader still costs only a refused connect before the next try.
+  const servers = readerAddresses.map((addr) => `    server ${addr} max_fails=0;`).join('\n');
   const nofile = descriptorLimit();
   const values: Record<string, string> = {
     PREFIX: front.prefix,
