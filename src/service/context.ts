@@ -1,5 +1,5 @@
 import type { Engine } from '../engine.ts';
-import { ReadOnlyError, UnknownImageError, UnknownSpaceError } from '../errors.ts';
+import { BusyError, ReadOnlyError, UnknownImageError, UnknownSpaceError } from '../errors.ts';
 import type { DecodeLimits } from '../image/decode.ts';
 import type { IndexCatalog } from '../index/catalog.ts';
 import type { ImageIndex } from '../index/types.ts';
@@ -34,6 +34,8 @@ export type Stage = 'decode' | 'signature' | 'index';
 /** What the service's parts share: the options, the counters and the lookups that throw. */
 export class ServiceContext {
   readonly stats = new SpaceStats();
+  /** Set while a long admin operation (an import) owns the database: writes are refused as busy. */
+  busyWith: string | null = null;
 
   constructor(readonly o: ServiceOptions) {}
 
@@ -67,6 +69,7 @@ export class ServiceContext {
 
   store(): WriterStore {
     if (!this.o.writer) throw new ReadOnlyError('this instance is read-only');
+    if (this.busyWith) throw new BusyError(`${this.busyWith} is running; retry when it is done`);
     return this.o.writer;
   }
 }

@@ -3,6 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { FileError, ImageError, PathNotAllowedError } from '../errors.ts';
 import type { ServiceContext } from './context.ts';
+import { importIskAsync, sniffDatabaseFile } from '../import/import.ts';
+import { openWritable } from '../store/open.ts';
 import { confinePath } from './paths.ts';
 import type { SignatureMaker } from './signatures.ts';
 import type { WriteService } from './writes.ts';
@@ -64,8 +66,11 @@ export class FileService {
     return this.ctx.o.catalog.ids().length;
   }
 
-  /** Restores every space from a save point (the default one, or a file); returns the space count. */
-  loadAll(path?: string): number {
+  /**
+   * Restores every space from a save point (the default one, or a file: a haarseek save
+   * point, or iskdaemon's own savealldbs file); returns the space count.
+   */
+  async loadAll(path?: string): Promise<number> {
     const store = this.ctx.store();
     const file = path === undefined ? this.ctx.o.savepointPath : this.usablePath(path, true);
     try {
@@ -73,7 +78,8 @@ export class FileService {
     } catch {
       throw new FileError(path === undefined ? 'there is no save point yet: call saveAllDbs first' : `no such file: ${path}`);
     }
-    store.restoreFrom(file, 'all');
+    if (sniffDatabaseFile(file) === 'isk') await this.importIskFile(file, undefined);
+    else store.restoreFrom(file, 'all');
     this.ctx.o.catalog.reloadFrom(store);
     return this.ctx.o.catalog.ids().length;
   }
@@ -83,10 +89,30 @@ export class FileService {
     this.ctx.store().saveSpaceTo(dbId, this.usablePath(path, false));
   }
 
-  importSpace(dbId: number, path: string): void {
+  /** Replaces one space with a file's: a haarseek export, or iskdaemon's savedb/savealldbs file. */
+  async importSpace(dbId: number, path: string): Promise<void> {
     const store = this.ctx.store();
-    store.restoreFrom(this.usablePath(path, true), dbId);
+    const file = this.usablePath(path, true);
+    if (sniffDatabaseFile(file) === 'isk') await this.importIskFile(file, dbId);
+    else store.restoreFrom(file, dbId);
     this.ctx.o.catalog.reloadFrom(store, new Set([dbId]));
+  }
+
+  /**
+   * iskdaemon's file, imported on a connection of its own in slices (the event loop
+   * keeps turning); one transaction, so a bad file changes nothing. Writes meanwhile are
+   * answered busy rather than joining or waiting on the import's transaction.
+   */
+  private async importIskFile(file: string, space: number | undefined): Promise<void> {
+    const store = this.ctx.store();
+    this.ctx.busyWith = `an import of ${file}`;
+    const db = openWritable(store.path);
+    try {
+      await importIskAsync(db, file, { space });
+    } finally {
+      db.close();
+      this.ctx.busyWith = null;
+    }
   }
 
   /**
