@@ -11,7 +11,7 @@ import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { writeBenchmarkSection } from './lib/benchmarks-md.ts';
-import { OUT, ROOT, databaseOf, health, log, originalSignatures, queryBodies, startCluster, stopCluster } from './lib/cluster-harness.ts';
+import { OUT, ROOT, databaseOf, health, log, originalSignatures, queryBodies, startCluster, stopCluster, xmlRpcRequests } from './lib/cluster-harness.ts';
 
 const SECONDS = Number(process.argv[process.argv.indexOf('--seconds') + 1]) || 15;
 const SIZE = 10_000;
@@ -35,18 +35,12 @@ async function run(url: string, bodies: Buffer[], connections: number, overallRa
   let good = 0;
   let busyFaults = 0;
   let otherFaults = 0;
-  const requests = bodies.map((body) => ({
-    method: 'POST' as const,
-    path: new URL(url).pathname,
-    headers: { 'content-type': 'text/xml' },
-    body,
-    onResponse: (status: number, text: string) => {
-      if (status !== 200) return;
-      if (!text.includes('<fault>')) good++;
-      else if (text.includes('<int>9</int>')) busyFaults++;
-      else otherFaults++;
-    },
-  }));
+  const requests = xmlRpcRequests(url, bodies, (status, text) => {
+    if (status !== 200) return;
+    if (!text.includes('<fault>')) good++;
+    else if (text.includes('<int>9</int>')) busyFaults++;
+    else otherFaults++;
+  });
   const result = await autocannon({ url, connections, duration: SECONDS, overallRate, requests, timeout: 30 });
   log(`status codes ${JSON.stringify(result.statusCodeStats)}, good ${good}, busy faults ${busyFaults}, other faults ${otherFaults}`);
   return {

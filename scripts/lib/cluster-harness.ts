@@ -189,17 +189,16 @@ export interface LoadResult {
   failed: number;
 }
 
+/** autocannon requests posting each XML-RPC body in turn; onResponse sees every answer. */
+export function xmlRpcRequests(url: string, bodies: Buffer[], onResponse: (status: number, text: string) => void) {
+  return bodies.map((body) => ({ method: 'POST' as const, path: new URL(url).pathname, headers: { 'content-type': 'text/xml' }, body, onResponse }));
+}
+
 export async function load(url: string, bodies: Buffer[], opts: { seconds: number; connections: number; overallRate?: number }): Promise<LoadResult> {
   let faults = 0;
-  const requests = bodies.map((body) => ({
-    method: 'POST' as const,
-    path: new URL(url).pathname,
-    headers: { 'content-type': 'text/xml' },
-    body,
-    onResponse: (status: number, text: string) => {
-      if (status === 200 && text.includes('<fault>')) faults++;
-    },
-  }));
+  const requests = xmlRpcRequests(url, bodies, (status, text) => {
+    if (status === 200 && text.includes('<fault>')) faults++;
+  });
   const result = await autocannon({
     url,
     connections: opts.connections,
