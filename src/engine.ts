@@ -1,6 +1,8 @@
 import { NativeImageIndex } from './index/native-index.ts';
+import { NativeSegmentIndex } from './index/native-segment.ts';
 import { TsImageIndex } from './index/ts-index.ts';
-import type { ImageIndex } from './index/types.ts';
+import { TsSegmentIndex } from './index/ts-segment.ts';
+import type { ImageIndex, SegmentIndex, SegmentOpenOptions } from './index/types.ts';
 import { TsSignatureEngine } from './signature/haar.ts';
 import { loadNativeAddon } from './signature/native-loader.ts';
 import { NativeSignatureEngine } from './signature/native-signature.ts';
@@ -11,6 +13,13 @@ export interface Engine {
   readonly name: 'ts' | 'native';
   readonly signatures: SignatureEngine;
   createIndex(): ImageIndex;
+  /**
+   * Opens a space's index segment file (src/index/segment-format.ts): mapped read-only
+   * by the native engine, read into memory by the TypeScript one. Throws
+   * SegmentFormatError for a file that is not a usable segment. Wrap it in a
+   * LayeredIndex with createIndex() as the delta to take changes.
+   */
+  openSegment(path: string, options?: SegmentOpenOptions): SegmentIndex;
 }
 
 /** Where loadEngine reports falling back to the TypeScript engine (pino-compatible). */
@@ -19,7 +28,12 @@ export interface EngineLogger {
 }
 
 export function tsEngine(): Engine {
-  return { name: 'ts', signatures: new TsSignatureEngine(), createIndex: () => new TsImageIndex() };
+  return {
+    name: 'ts',
+    signatures: new TsSignatureEngine(),
+    createIndex: () => new TsImageIndex(),
+    openSegment: (path, options) => TsSegmentIndex.open(path, options),
+  };
 }
 
 /** The C++ engine; throws an Error saying why when the addon is not available. */
@@ -27,7 +41,12 @@ export function nativeEngine(): Engine {
   const load = loadNativeAddon();
   if (!load.ok) throw new Error(`haarseek: the native engine is unavailable: ${load.reason}`);
   const addon = load.addon;
-  return { name: 'native', signatures: new NativeSignatureEngine(addon), createIndex: () => new NativeImageIndex(addon) };
+  return {
+    name: 'native',
+    signatures: new NativeSignatureEngine(addon),
+    createIndex: () => new NativeImageIndex(addon),
+    openSegment: (path, options) => NativeSegmentIndex.open(addon, path, options),
+  };
 }
 
 let fallbackLogged = false;

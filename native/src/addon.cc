@@ -2,12 +2,15 @@
 // signature.cc and index.cc.
 #include <napi.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <memory>
 #include <new>
 #include <stdexcept>
 #include <string>
 
 #include "index.h"
+#include "segment.h"
 #include "signature.h"
 
 namespace haarseek {
@@ -196,9 +199,175 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
   int64_t reported_ = 0;
 };
 
+const char* ErrnoCode(int err) {
+  switch (err) {
+    case ENOENT:
+      return "ENOENT";
+    case EACCES:
+      return "EACCES";
+    case EPERM:
+      return "EPERM";
+    case EISDIR:
+      return "EISDIR";
+    case ENOMEM:
+      return "ENOMEM";
+    case EMFILE:
+      return "EMFILE";
+    case ENODEV:
+      return "ENODEV";
+    default:
+      return "EIO";
+  }
+}
+
+// A segment file mapped read-only (segment.cc); JavaScript side: src/index/native-segment.ts.
+class SegmentWrap : public Napi::ObjectWrap<SegmentWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeSegment",
+                       {
+                           InstanceMethod<&SegmentWrap::Size>("size"),
+                           InstanceMethod<&SegmentWrap::Info>("info"),
+                           InstanceMethod<&SegmentWrap::Remove>("remove"),
+                           InstanceMethod<&SegmentWrap::Has>("has"),
+                           InstanceMethod<&SegmentWrap::Ids>("ids"),
+                           InstanceMethod<&SegmentWrap::Avgl>("avgl"),
+                           InstanceMethod<&SegmentWrap::Query>("query"),
+                           InstanceMethod<&SegmentWrap::MemoryBytes>("memoryBytes"),
+                           InstanceMethod<&SegmentWrap::Close>("close"),
+                       });
+  }
+
+  // new NativeSegment(path, verifyChecksum)
+  explicit SegmentWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SegmentWrap>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "path: string expected");
+    const std::string path = info[0].As<Napi::String>().Utf8Value();
+    const bool verify = info.Length() < 2 || info[1].ToBoolean().Value();
+    try {
+      segment_ = std::make_unique<Segment>(path, verify);
+    } catch (const SegmentFormatError& e) {
+      Napi::Error err = Napi::Error::New(env, e.what());
+      err.Set("code", Napi::String::New(env, "HAARSEEK_SEGMENT_INVALID"));
+      throw err;
+    } catch (const SegmentIoError& e) {
+      Napi::Error err = Napi::Error::New(env, e.what());
+      err.Set("code", Napi::String::New(env, ErrnoCode(e.err)));
+      err.Set("errno", Napi::Number::New(env, e.err));
+      throw err;
+    } catch (const std::bad_alloc&) {
+      throw Napi::Error::New(env, "haarseek native segment: out of memory");
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+  }
+
+ private:
+  Napi::Value Size(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(segment_->Live()));
+  }
+
+  // { count, removed, seq, dbId, fileBytes, mappedBytes }
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("count", static_cast<double>(segment_->Count()));
+    o.Set("removed", static_cast<double>(segment_->Removed()));
+    o.Set("seq", static_cast<double>(segment_->Seq()));
+    o.Set("dbId", segment_->DbId());
+    o.Set("fileBytes", static_cast<double>(segment_->FileBytes()));
+    o.Set("mappedBytes", static_cast<double>(segment_->MappedBytes()));
+    return o;
+  }
+
+  Napi::Value Remove(const Napi::CallbackInfo& info) {
+    const double id = NumberArg(info, 0, "id");
+    return Napi::Boolean::New(info.Env(), Guard(info.Env(), [&] { return segment_->Remove(id); }));
+  }
+
+  Napi::Value Has(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), segment_->Has(NumberArg(info, 0, "id")));
+  }
+
+  Napi::Value Ids(const Napi::CallbackInfo& info) {
+    const std::vector<double> ids = segment_->Ids();
+    auto out = Napi::Float64Array::New(info.Env(), ids.size());
+    std::copy(ids.begin(), ids.end(), out.Data());
+    return out;
+  }
+
+  Napi::Value Avgl(const Napi::CallbackInfo& info) {
+    double avgl[kChannels];
+    if (!segment_->Avgl(NumberArg(info, 0, "id"), avgl)) return info.Env().Undefined();
+    auto out = Napi::Float64Array::New(info.Env(), kChannels);
+    std::copy(avgl, avgl + kChannels, out.Data());
+    return out;
+  }
+
+  // query(coefs, avgl, limit, sketch, fast, allowed?) -> Float64Array [id, raw, id, raw, ...]
+  Napi::Value Query(const Napi::CallbackInfo& info) {
+    QueryArgs q{};
+    auto coefs = TypedArg<Napi::Int32Array>(info, 0, kSignatureLength, "coefs");
+    auto avgl = TypedArg<Napi::Float64Array>(info, 1, kChannels, "avgl");
+    const double limit = NumberArg(info, 2, "limit");
+    q.coefs = coefs.Data();
+    q.avgl = avgl.Data();
+    q.limit = limit >= 1 ? (limit >= 9e15 ? static_cast<size_t>(9e15) : static_cast<size_t>(limit)) : 0;
+    q.sketch = info.Length() > 3 && info[3].ToBoolean().Value();
+    q.fast = info.Length() > 4 && info[4].ToBoolean().Value();
+    Napi::Float64Array allowed;
+    if (info.Length() > 5 && !info[5].IsUndefined() && !info[5].IsNull()) {
+      allowed = TypedArg<Napi::Float64Array>(info, 5, 0, "allowed");
+      q.filtered = true;
+      q.allowed = allowed.Data();
+      q.allowedCount = allowed.ElementLength();
+    }
+    const std::vector<Ranked> ranked = Guard(info.Env(), [&] { return segment_->Query(q); });
+    auto out = Napi::Float64Array::New(info.Env(), ranked.size() * 2);
+    double* o = out.Data();
+    for (const Ranked& r : ranked) {
+      *o++ = r.id;
+      *o++ = r.score;
+    }
+    return out;
+  }
+
+  Napi::Value MemoryBytes(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(segment_->PrivateBytes()));
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    segment_->Close();
+    return info.Env().Undefined();
+  }
+
+  std::unique_ptr<Segment> segment_;
+};
+
+Napi::Value SegmentKernelJs(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), Segment::KernelName(Segment::Kernel()));
+}
+
+// setSegmentKernel("scalar" | "avx2" | "avx512") -> false when this CPU cannot run it (tests, benchmarks).
+Napi::Value SetSegmentKernelJs(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(info.Env(), "kernel: string expected");
+  const std::string name = info[0].As<Napi::String>().Utf8Value();
+  SegmentKernel k;
+  if (name == "scalar") k = SegmentKernel::kScalar;
+  else if (name == "avx2") k = SegmentKernel::kAvx2;
+  else if (name == "avx512") k = SegmentKernel::kAvx512;
+  else throw Napi::RangeError::New(info.Env(), "kernel: scalar, avx2 or avx512 expected");
+  return Napi::Boolean::New(info.Env(), Segment::SetKernel(k));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("signatureFromRgb", Napi::Function::New<SignatureFromRgbJs>(env, "signatureFromRgb"));
   exports.Set("NativeIndex", IndexWrap::Define(env));
+  exports.Set("NativeSegment", SegmentWrap::Define(env));
+  exports.Set("segmentKernel", Napi::Function::New<SegmentKernelJs>(env, "segmentKernel"));
+  exports.Set("setSegmentKernel", Napi::Function::New<SetSegmentKernelJs>(env, "setSegmentKernel"));
+  // Bumped when the segment reader changes shape; abiVersion is the index's.
+  exports.Set("segmentAbiVersion", Napi::Number::New(env, 1));
   exports.Set("abiVersion", Napi::Number::New(env, 2));
   return exports;
 }

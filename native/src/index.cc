@@ -11,28 +11,11 @@
 #include <malloc.h>
 #endif
 
+#include "top_k.h"
+#include "weights.h"
+
 namespace haarseek {
 namespace {
-
-// imgSeek's weight tables [bin][Y, I, Q], float32 values widened to double.
-constexpr float kPhoto[6][3] = {{5.00f, 19.21f, 34.37f}, {0.83f, 1.26f, 0.36f}, {1.01f, 0.44f, 0.45f},
-                                {0.52f, 0.53f, 0.14f},   {0.47f, 0.28f, 0.18f}, {0.30f, 0.14f, 0.27f}};
-constexpr float kSketch[6][3] = {{4.04f, 15.14f, 22.62f}, {0.78f, 0.92f, 0.40f}, {0.46f, 0.53f, 0.63f},
-                                 {0.42f, 0.26f, 0.25f},   {0.41f, 0.14f, 0.15f}, {0.32f, 0.07f, 0.38f}};
-
-inline double Weight(bool sketch, int bin, int channel) {
-  return static_cast<double>(sketch ? kSketch[bin][channel] : kPhoto[bin][channel]);
-}
-
-inline int BinOf(int index) {
-  const int row = index / kSide, col = index % kSide;
-  return std::min(std::max(row, col), 5);
-}
-
-inline uint32_t ListOf(int channel, int32_t coef) {
-  return coef > 0 ? static_cast<uint32_t>(channel * 2 * kPixels + coef)
-                  : static_cast<uint32_t>((channel * 2 + 1) * kPixels - coef);
-}
 
 // Tombstoned slots tolerated before compaction: a quarter of the live ones, at least this.
 constexpr size_t kMinDeadBeforeCompact = 1024;
@@ -48,64 +31,12 @@ void ReleaseFreedHeapPages() {
 #endif
 }
 
-// a ranks before b: lower score, then lower id.
-inline bool Before(double sa, double ia, double sb, double ib) { return sa < sb || (sa == sb && ia < ib); }
-
 template <typename T>
 T* Reallocate(T* p, size_t count) {
   void* q = std::realloc(p, count * sizeof(T));
   if (q == nullptr && count != 0) throw std::bad_alloc();
   return static_cast<T*>(q);
 }
-
-// Keeps the k best entries in a max-heap whose root is the worst kept one.
-class TopK {
- public:
-  explicit TopK(size_t k) : k_(k) { heap_.reserve(k); }
-  bool Full() const { return heap_.size() == k_; }
-  double WorstScore() const { return heap_[0].score; }
-  bool WouldAccept(double score, double id) const {
-    return heap_.size() < k_ || Before(score, id, heap_[0].score, heap_[0].id);
-  }
-  // Only after WouldAccept.
-  void Push(double score, double id) {
-    Ranked* h = heap_.data();
-    if (heap_.size() < k_) {
-      heap_.push_back({id, score});
-      h = heap_.data();
-      size_t pos = heap_.size() - 1;
-      while (pos > 0) {
-        const size_t parent = (pos - 1) >> 1;
-        if (!Before(h[parent].score, h[parent].id, score, id)) break;
-        h[pos] = h[parent];
-        pos = parent;
-      }
-      h[pos] = {id, score};
-      return;
-    }
-    const size_t size = heap_.size();
-    size_t pos = 0;
-    for (;;) {
-      const size_t l = 2 * pos + 1;
-      if (l >= size) break;
-      size_t m = l;
-      if (l + 1 < size && Before(h[l].score, h[l].id, h[l + 1].score, h[l + 1].id)) m = l + 1;
-      if (!Before(score, id, h[m].score, h[m].id)) break;
-      h[pos] = h[m];
-      pos = m;
-    }
-    h[pos] = {id, score};
-  }
-  std::vector<Ranked> Sorted() {
-    std::sort(heap_.begin(), heap_.end(),
-              [](const Ranked& a, const Ranked& b) { return Before(a.score, a.id, b.score, b.id); });
-    return std::move(heap_);
-  }
-
- private:
-  size_t k_;
-  std::vector<Ranked> heap_;
-};
 
 }  // namespace
 

@@ -57,3 +57,35 @@ export interface ImageIndex {
   /** Bytes held by the index arrays (for /health and benchmarks). */
   memoryBytes(): number;
 }
+
+/**
+ * A space's index read from a segment file (segment-format.ts): the native engine maps
+ * it read-only (the page cache is shared by every reader on the host), the TypeScript
+ * engine reads it into memory. It cannot take new images (LayeredIndex puts a delta
+ * index in front for those); remove() hides an image in this process only.
+ */
+export interface SegmentIndex extends ImageIndex {
+  readonly path: string;
+  /** The change-log sequence the file covers: changes after it belong in a delta. */
+  readonly seq: number;
+  /** The database space the file was written for. */
+  readonly dbId: number;
+  /** Images in the file, removed ones included. */
+  readonly fileCount: number;
+  readonly fileBytes: number;
+  /** Images of the file hidden by remove() in this process. */
+  readonly removedCount: number;
+  /** Bytes of the file mapped (shared between processes); 0 when it was read into memory. */
+  mappedBytes(): number;
+  /** Throws: a segment is read-only. */
+  add(id: number, sig: Signature): void;
+  /** Throws: a segment is read-only. */
+  addBatch(batch: SignatureBatch): void;
+  /** Releases the file (unmaps it); the index is empty afterwards. Same as clear(). */
+  close(): void;
+}
+
+export interface SegmentOpenOptions {
+  /** Check the body checksum on open (default true); the header and structure are always checked. */
+  verify?: boolean;
+}
