@@ -138,6 +138,8 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
     if (!release) {
       log.warn({ inFlight: admission.current, limit: admission.limit }, 'busy: refused a request');
       const busy = new BusyError(`this server is busy (${admission.limit} requests in progress); retry shortly`);
+      // Closing the connection spares reading (and discarding) a body that is not wanted.
+      reply.header('connection', 'close');
       if (req.method !== 'POST' || !RPC_PATHS.has(req.url.split('?')[0])) return reply.code(503).header('retry-after', '1').send(jsonErrorBody(busy));
       return rpcFault(reply, busy, req.headers[FRONT_HEADER] ? 503 : 200);
     }
