@@ -1,0 +1,249 @@
+/**
+ * The verified ranking: query variants searched in the index, the best raw score per
+ * image kept, then the thumbnail check re-ranks the best candidates (see score.ts for
+ * what the score means).
+ *
+ * A cascade keeps the cost near one plain query for most queries:
+ *  1. the plain query alone; its first PLAIN_WINDOW candidates are checked against the
+ *     plain view. When the best passes the check (NCC ≥ ACCEPT_NCC once the worst tenth
+ *     of pixels is left out) and leads the others by ACCEPT_MARGIN, the ranking stops.
+ *  2. otherwise every variant (mirrored, zoomed out, rotated back, rectified card) is
+ *     searched, results merged (best raw per id) and the first `checkDepth` candidates
+ *     checked against every view (the plain one, mirrored, the rectified card).
+ */
+import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../image/decode.ts';
+import type { ImageIndex, QueryOptions, RankedResult } from '../index/types.ts';
+import type { Signature, SignatureEngine } from '../signature/types.ts';
+import { checkThumb, checkThumbnail, quickCheck, trimmedNccAt, type CheckThumb } from './check.ts';
+import { decodeQuery, type QueryImage } from './decode-query.ts';
+import { findCard } from './rectify.ts';
+import { checkEvidence, combinedScore, reportedScore } from './score.ts';
+import { thumbnailImage } from './thumbnail.ts';
+import { extraVariants, plainVariant, type VariantKind } from './variants.ts';
+import { QueryViews, type ViewKind } from './views.ts';
+import type { Quad } from './warp.ts';
+
+/** Candidates checked after the plain query (stage 1). */
+const PLAIN_WINDOW = 3;
+/** Stage 1 stops when the best candidate's trimmed NCC reaches this... */
+const ACCEPT_NCC = 0.9;
+/** ...and its S leads the other checked candidates' by this much. */
+const ACCEPT_MARGIN = 60;
+/** Candidates checked after the variants (stage 2), unless the caller says otherwise. */
+export const DEFAULT_CHECK_DEPTH = 10;
+
+/**
+ * Searches several signatures and keeps, per image, the best (lowest) raw score and
+ * which signature gave it. An engine that can do this in one pass over the index
+ * provides it; `queryBestOf` is the reference semantics.
+ */
+export type MultiQuery = (sigs: readonly Signature[], options: QueryOptions) => MergedResult[];
+
+/** [image id, best raw score, index of the signature that gave it (the first on a tie)]. */
+export type MergedResult = [id: number, raw: number, variant: number];
+
+export interface RankOptions {
+  index: ImageIndex;
+  signatures: SignatureEngine;
+  /** Results wanted. */
+  limit: number;
+  /** The stored thumbnail of an image, or undefined when it has none (imported databases). */
+  thumbnailOf: (id: number) => Uint8Array | undefined;
+  sketch?: boolean;
+  fast?: boolean;
+  allowed?: ReadonlySet<number>;
+  /** Candidates the check re-ranks after the variants (default 10). */
+  checkDepth?: number;
+  /** Stop after the plain query when it is clearly verified (default true). */
+  cascade?: boolean;
+  /** One-pass search of several signatures (default: queryBestOf on `index`). */
+  multiQuery?: MultiQuery;
+}
+
+export interface VerifiedResult {
+  id: number;
+  /** The reported score, 0..100, what the list is sorted by (see score.ts). */
+  score: number;
+  /** S, the combined evidence the reported score is a monotone function of. */
+  combined: number;
+  /** The best imgSeek raw score over the variants searched. */
+  raw: number;
+  /** The variant that gave `raw`. */
+  variant: VariantKind;
+  /** NCC of the thumbnail check, when it ran and could tell. */
+  check?: number;
+  /** The query view the check matched best. */
+  view?: ViewKind;
+}
+
+export interface VerifiedRanking {
+  results: VerifiedResult[];
+  /** Where the cascade stopped: after the plain query, or after all variants. */
+  stage: 'plain' | 'variants';
+  /** The variants searched. */
+  variants: VariantKind[];
+  /** The card's corners in the query's 128x128 pixels, when one was found. */
+  card?: Quad;
+}
+
+/** Decodes the query once and ranks it. Throws ImageError for bytes that are not an image. */
+export async function rankVerified(options: RankOptions & { bytes: Uint8Array; decodeLimits?: DecodeLimits }): Promise<VerifiedRanking> {
+  const query = await decodeQuery(options.bytes, options.decodeLimits ?? DEFAULT_DECODE_LIMITS);
+  return rankQuery(query, options);
+}
+
+/** The reference MultiQuery: one index query per signature, merged. */
+export function queryBestOf(index: ImageIndex, sigs: readonly Signature[], options: QueryOptions): MergedResult[] {
+  return mergeBest(sigs.map((sig) => index.query(sig, options)), options.limit);
+}
+
+/**
+ * Best raw per id over several result lists (each best first), sorted by raw then id,
+ * cut to `limit`. Merging each list's top `limit` gives exactly the top `limit` of the
+ * best-per-id ranking: an id missing from a list is beaten there by `limit` others.
+ */
+export function mergeBest(lists: readonly RankedResult[][], limit: number): MergedResult[] {
+  const best = new Map<number, MergedResult>();
+  lists.forEach((list, variant) => {
+    for (const [id, raw] of list) {
+      const seen = best.get(id);
+      if (!seen || raw < seen[1]) best.set(id, [id, raw, variant]);
+    }
+  });
+  return [...best.values()].sort((a, b) => a[1] - b[1] || a[0] - b[0]).slice(0, limit);
+}
+
+/** Ranks an already decoded query (synchronous: decoding is the only asynchronous step). */
+export function rankQuery(query: QueryImage, options: RankOptions): VerifiedRanking {
+  const limit = Math.max(0, Math.floor(options.limit));
+  const depth = Math.max(1, options.checkDepth ?? DEFAULT_CHECK_DEPTH);
+  const { index, signatures } = options;
+  if (limit === 0 || index.size === 0) return { results: [], stage: 'plain', variants: ['plain'] };
+  const qopts: QueryOptions = { limit: Math.max(limit, depth), sketch: options.sketch, fast: options.fast, allowed: options.allowed };
+  const checker = new Checker(query, options.thumbnailOf);
+
+  const plain = plainVariant(query);
+  const plainSig = signatures.signatureFromRgb(plain.rgb);
+  const plainResults: MergedResult[] = index.query(plainSig, qopts).map(([id, raw]) => [id, raw, 0]);
+  if (options.cascade !== false) {
+    const ranked = verify(plainResults, ['plain'], Math.min(PLAIN_WINDOW, depth), checker, false);
+    if (clearlyVerified(ranked, Math.min(PLAIN_WINDOW, depth), checker)) {
+      return { results: ranked.slice(0, limit), stage: 'plain', variants: ['plain'] };
+    }
+  }
+
+  const card = findCard(query.rgb, query.aspect);
+  checker.views.setCard(card);
+  const variants = [plain, ...extraVariants(query, card)];
+  const sigs = [plainSig, ...variants.slice(1).map((v) => signatures.signatureFromRgb(v.rgb))];
+  const merged = options.multiQuery ? options.multiQuery(sigs, qopts) : queryBestOf(index, sigs, qopts);
+  const kinds = variants.map((v) => v.kind);
+  const ranked = verify(merged, kinds, depth, checker, true);
+  return { results: ranked.slice(0, limit), stage: 'variants', variants: kinds, card: card?.quad };
+}
+
+/** Checks the first `window` candidates and sorts all of them by S (see score.ts). */
+function verify(candidates: MergedResult[], kinds: VariantKind[], window: number, checker: Checker, allViews: boolean): VerifiedResult[] {
+  const checks = candidates.slice(0, window).map(([id]) => checker.check(id, allViews));
+  let gMax = Number.NEGATIVE_INFINITY;
+  let gMin = Number.POSITIVE_INFINITY;
+  for (const c of checks) {
+    if (!c) continue;
+    const g = checkEvidence(c.ncc);
+    gMax = Math.max(gMax, g);
+    gMin = Math.min(gMin, g);
+  }
+  if (gMax === Number.NEGATIVE_INFINITY) gMax = gMin = 0;
+  const out = candidates.map(([id, raw, variant], k): VerifiedResult => {
+    const c = k < window ? checks[k] : undefined;
+    const g = c ? checkEvidence(c.ncc) : k < window ? gMax : gMin;
+    const combined = combinedScore(raw, g);
+    const result: VerifiedResult = { id, score: reportedScore(combined), combined, raw, variant: kinds[variant] };
+    if (c) {
+      result.check = c.ncc;
+      result.view = c.view;
+    }
+    return result;
+  });
+  return out.sort((a, b) => b.combined - a.combined || a.id - b.id);
+}
+
+/** Stage 1's stopping rule: the best is verified and clearly ahead of the other checked ones. */
+function clearlyVerified(ranked: VerifiedResult[], window: number, checker: Checker): boolean {
+  const top = ranked[0];
+  if (!top || top.check === undefined) return false;
+  const trimmed = checker.trimmed(top.id, 'plain');
+  if (!(trimmed >= ACCEPT_NCC)) return false;
+  const second = ranked.slice(1, window).reduce((m, r) => Math.max(m, r.combined), Number.NEGATIVE_INFINITY);
+  return top.combined - second >= ACCEPT_MARGIN;
+}
+
+interface Check {
+  ncc: number;
+  view: ViewKind;
+  alignment: Parameters<typeof trimmedNccAt>[3];
+}
+
+/** Runs and remembers the checks of one query: thumbnails fetched once, views drawn once. */
+class Checker {
+  readonly views: QueryViews;
+  private readonly thumbs = new Map<number, CheckThumb | null>();
+  private readonly full = new Map<string, Check | null>();
+
+  constructor(query: QueryImage, private readonly thumbnailOf: (id: number) => Uint8Array | undefined) {
+    this.views = new QueryViews(query);
+  }
+
+  /**
+   * The check of one candidate: a quick look through every view, the full aligned check
+   * through the one that looked best. Undefined when it cannot run or cannot tell.
+   */
+  check(id: number, allViews: boolean): Check | undefined {
+    const thumb = this.thumb(id);
+    if (!thumb) return undefined;
+    const kinds = this.views.kinds(allViews);
+    let kind = kinds[0];
+    if (kinds.length > 1) {
+      let best = Number.NEGATIVE_INFINITY;
+      for (const k of kinds) {
+        const q = quickCheck(this.views.view(k), thumb);
+        if (q > best) {
+          best = q;
+          kind = k;
+        }
+      }
+      if (best === Number.NEGATIVE_INFINITY) return undefined;
+    }
+    return this.fullCheck(id, kind, thumb);
+  }
+
+  /** The trimmed NCC of a candidate already checked through a view, at its alignment. */
+  trimmed(id: number, kind: ViewKind): number {
+    const c = this.full.get(`${id}:${kind}`);
+    const thumb = this.thumb(id);
+    if (!c || !thumb) return Number.NaN;
+    const v = this.views.view(kind);
+    return trimmedNccAt(v.grey, v.aspect, thumb.full, c.alignment);
+  }
+
+  private fullCheck(id: number, kind: ViewKind, thumb: CheckThumb): Check | undefined {
+    const key = `${id}:${kind}`;
+    const known = this.full.get(key);
+    if (known !== undefined) return known ?? undefined;
+    const r = checkThumbnail(this.views.view(kind), thumb);
+    const c = r.ncc === r.ncc ? { ncc: r.ncc, view: kind, alignment: r.alignment } : null;
+    this.full.set(key, c);
+    return c ?? undefined;
+  }
+
+  private thumb(id: number): CheckThumb | undefined {
+    let t = this.thumbs.get(id);
+    if (t === undefined) {
+      const bytes = this.thumbnailOf(id);
+      const img = bytes ? thumbnailImage(bytes) : undefined;
+      t = img ? checkThumb(img) : null;
+      this.thumbs.set(id, t);
+    }
+    return t ?? undefined;
+  }
+}
