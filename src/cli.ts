@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerAddCommand, registerQueryCommand } from './bulk/command.ts';
 import { registerClusterCommand } from './cluster/command.ts';
 import { registerImportCommands } from './import/command.ts';
 import { registerServeCommand } from './server/command.ts';
@@ -10,5 +11,7 @@ registerSignatureCommand(program);
 registerServeCommand(program);
 registerClusterCommand(program);
 registerImportCommands(program);
+registerAddCommand(program);
+registerQueryCommand(program);
 
 await program.parseAsync(process.argv);
