@@ -6,7 +6,7 @@
  * query still lines up with the whole stored image. The measure is the normalised
  * cross-correlation (NCC) over the pixels both images cover.
  */
-import type { GreyImage } from './raster.ts';
+import { shrinkGrey, type GreyImage } from './raster.ts';
 import { composeAffine, warpGrey, type Homography } from './warp.ts';
 
 /** A query view ready for the check. */
@@ -56,6 +56,27 @@ export function makeView(grey: GreyImage, map: Homography, aspect: number, thumb
   const h = 2 * Math.round(thumbHeight * VIEW_DENSITY * span / 2);
   const full = warpGrey(grey, ext, w, h);
   return { grey: full, coarse: halve(full), aspect };
+}
+
+/**
+ * makeView for a view that is the whole photo (no warp): `grey` covers exactly the
+ * view's unit square and is shrunk to the view's density, then framed with NaN.
+ */
+export function makeWholeView(grey: GreyImage, aspect: number, thumbWidth: number, thumbHeight: number, mirrored: boolean): CheckView {
+  const span = 1 + 2 * VIEW_MARGIN;
+  const w = 2 * Math.round((thumbWidth * VIEW_DENSITY * span) / 2);
+  const h = 2 * Math.round((thumbHeight * VIEW_DENSITY * span) / 2);
+  const innerW = Math.round(w / span);
+  const innerH = Math.round(h / span);
+  const inner = shrinkGrey(grey, innerW, innerH);
+  const full = new Float32Array(w * h).fill(Number.NaN);
+  const x0 = Math.round((w - innerW) / 2);
+  const y0 = Math.round((h - innerH) / 2);
+  for (let y = 0; y < innerH; y++) {
+    for (let x = 0; x < innerW; x++) full[(y0 + y) * w + x0 + x] = inner.data[y * innerW + (mirrored ? innerW - 1 - x : x)];
+  }
+  const view = { data: full, width: w, height: h };
+  return { grey: view, coarse: halve(view), aspect };
 }
 
 /** A stored thumbnail (grey bytes) prepared for the check. */
@@ -151,14 +172,31 @@ function sampleAligned(g: GreyImage, aspect: number, thumb: GreyImage, a: Alignm
   const gw = g.width;
   const gh = g.height;
   const gd = g.data;
+  // Thumbnail pixel (i, j) -> physical offset p = ((u-.5)·aspect, v-.5) -> q = z·R·p + d
+  // -> view pixel (fx, fy): an affine map, so walked by increments.
   const span = 1 + 2 * VIEW_MARGIN;
   const rad = (a.degrees * Math.PI) / 180;
   const cs = Math.cos(rad) * a.zoom;
   const sn = Math.sin(rad) * a.zoom;
-  const asp = aspect;
-  // Thumbnail pixel (i, j) -> physical offset p = ((u-.5)·asp, v-.5) -> q = z·R·p + d -> view pixel.
   const kx = gw / span;
   const ky = gh / span;
+  // fx = (((cs·px - sn·py + dx) / aspect + 0.5) + margin)·kx - 0.5, px = ((i+.5)/tw - .5)·aspect,
+  // py = (j+.5)/th - .5; fy likewise: affine in (i, j).
+  const px0 = (0.5 / tw - 0.5) * aspect;
+  const py0 = 0.5 / th - 0.5;
+  const x00 = ((cs * px0 - sn * py0 + a.dx) / aspect + 0.5 + VIEW_MARGIN) * kx - 0.5;
+  const y00 = (sn * px0 + cs * py0 + a.dy + 0.5 + VIEW_MARGIN) * ky - 0.5;
+  const x10 = x00 + (cs / tw) * kx;
+  const y10 = y00 + ((sn * aspect) / tw) * ky;
+  const x01 = x00 + ((-sn / th) / aspect) * kx;
+  const y01 = y00 + (cs / th) * ky;
+  const dxi = x10 - x00;
+  const dyi = y10 - y00;
+  const dxj = x01 - x00;
+  const dyj = y01 - y00;
+  const maxX = gw - 1;
+  const maxY = gh - 1;
+  const keeping = keep !== undefined;
   let n = 0;
   let sa = 0;
   let sb = 0;
@@ -166,23 +204,22 @@ function sampleAligned(g: GreyImage, aspect: number, thumb: GreyImage, a: Alignm
   let sbb = 0;
   let sab = 0;
   for (let j = 0; j < th; j++) {
-    const py = (j + 0.5) / th - 0.5;
-    for (let i = 0; i < tw; i++) {
-      const px = ((i + 0.5) / tw - 0.5) * asp;
-      const qx = (cs * px - sn * py + a.dx) / asp + 0.5;
-      const qy = sn * px + cs * py + a.dy + 0.5;
-      const fx = (qx + VIEW_MARGIN) * kx - 0.5;
-      const fy = (qy + VIEW_MARGIN) * ky - 0.5;
-      if (!(fx >= 0 && fy >= 0 && fx < gw - 1 && fy < gh - 1)) continue;
+    let fx = x00 + j * dxj;
+    let fy = y00 + j * dyj;
+    const row = j * tw;
+    for (let i = 0; i < tw; i++, fx += dxi, fy += dyi) {
+      if (!(fx >= 0 && fy >= 0 && fx < maxX && fy < maxY)) continue;
       const x0 = fx | 0;
       const y0 = fy | 0;
       const tx = fx - x0;
       const ty = fy - y0;
       const o = y0 * gw + x0;
-      const b = (gd[o] * (1 - tx) + gd[o + 1] * tx) * (1 - ty) + (gd[o + gw] * (1 - tx) + gd[o + gw + 1] * tx) * ty;
+      const top = gd[o] + (gd[o + 1] - gd[o]) * tx;
+      const bottom = gd[o + gw] + (gd[o + gw + 1] - gd[o + gw]) * tx;
+      const b = top + (bottom - top) * ty;
       if (b !== b) continue;
-      const av = t[j * tw + i];
-      if (keep) {
+      const av = t[row + i];
+      if (keeping) {
         keep.a[n] = av;
         keep.b[n] = b;
       }
@@ -194,7 +231,7 @@ function sampleAligned(g: GreyImage, aspect: number, thumb: GreyImage, a: Alignm
       sab += av * b;
     }
   }
-  if (keep) keep.n = n;
+  if (keeping) keep.n = n;
   return nccOf(n, sa, sb, saa, sbb, sab, MIN_OVERLAP * tw * th);
 }
 
@@ -211,7 +248,8 @@ const LIMITS = { zoomMin: 0.8, zoomMax: 1.25, degrees: 8, shift: 0.12 };
 /**
  * The best NCC over alignments. Coarse (half-size thumbnail): the best of the starting
  * alignments, then a pattern search (each parameter stepped up and down, steps halved
- * when nothing improves). Fine (full size): the same search with small steps from there.
+ * when nothing improves). Fine (full size): each parameter's optimum estimated from a
+ * parabola through three samples, twice, with smaller steps the second time.
  */
 export function checkThumbnail(view: CheckView, thumb: CheckThumb): CheckResult {
   let best = STARTS[0];
@@ -225,8 +263,48 @@ export function checkThumbnail(view: CheckView, thumb: CheckThumb): CheckResult 
   }
   if (!(bestNcc > -2)) return { ncc: Number.NaN, alignment: best };
   ({ best } = patternSearch(view.coarse, view.aspect, thumb.coarse, best, bestNcc, 1, 2));
-  const fine = patternSearch(view.grey, view.aspect, thumb.full, best, nccAt(view.grey, view.aspect, thumb.full, best), 0.25, 2);
+  let fine = { best, ncc: nccAt(view.grey, view.aspect, thumb.full, best) };
+  fine = parabolicStep(view.grey, view.aspect, thumb.full, fine.best, fine.ncc, 0.5);
+  fine = parabolicStep(view.grey, view.aspect, thumb.full, fine.best, fine.ncc, 0.25);
   return { ncc: fine.ncc, alignment: fine.best };
+}
+
+const KEYS = ['zoom', 'degrees', 'dx', 'dy'] as const;
+
+/**
+ * One refinement: for each parameter, NCC at ±h (h = scale·STEPS) gives a parabola whose
+ * vertex (kept within ±h) is that parameter's new value; all four move at once, and
+ * the best alignment seen is kept.
+ */
+function parabolicStep(g: GreyImage, aspect: number, thumb: GreyImage, start: Alignment, startNcc: number, scale: number): { best: Alignment; ncc: number } {
+  let best = start;
+  let bestNcc = startNcc === startNcc ? startNcc : -2;
+  const moved: Alignment = { ...start };
+  for (const key of KEYS) {
+    const h = STEPS[key] * scale;
+    const lo = { ...start, [key]: start[key] - h };
+    const hi = { ...start, [key]: start[key] + h };
+    const fl = withinLimits(lo) ? nccAt(g, aspect, thumb, lo) : Number.NaN;
+    const fh = withinLimits(hi) ? nccAt(g, aspect, thumb, hi) : Number.NaN;
+    if (fl > bestNcc) {
+      bestNcc = fl;
+      best = lo;
+    }
+    if (fh > bestNcc) {
+      bestNcc = fh;
+      best = hi;
+    }
+    const curve = fl - 2 * startNcc + fh;
+    if (curve < 0) moved[key] = start[key] + Math.max(-1, Math.min(1, (0.5 * (fl - fh)) / curve)) * h;
+  }
+  if (withinLimits(moved)) {
+    const v = nccAt(g, aspect, thumb, moved);
+    if (v > bestNcc) {
+      bestNcc = v;
+      best = moved;
+    }
+  }
+  return { best, ncc: bestNcc > -2 ? bestNcc : Number.NaN };
 }
 
 /** Coarse NCC at the starting alignments only: a cheap first look (used to pick views). */

@@ -3,12 +3,12 @@
  * rectified card when one was found. Drawn lazily (a query the cascade settles after
  * the plain search only ever draws the plain view).
  */
-import { makeView, type CheckView } from './check.ts';
+import { makeView, makeWholeView, type CheckView } from './check.ts';
 import type { QueryImage } from './decode-query.ts';
 import type { CardDetection } from './rectify.ts';
 import { toGrey, type GreyImage } from './raster.ts';
 import { THUMB_HEIGHT, THUMB_WIDTH } from './thumbnail.ts';
-import { identityMap, squareToQuad, type Quad } from './warp.ts';
+import { squareToQuad, type Quad } from './warp.ts';
 
 export type ViewKind = 'plain' | 'mirrored' | 'rectified';
 
@@ -49,8 +49,7 @@ export class QueryViews {
       const trueQuad = q.map((p) => ({ x: (p.x * aspect * h) / w, y: p.y })) as Quad;
       return makeView(grey, squareToQuad(q), quadAspect(trueQuad), THUMB_WIDTH, THUMB_HEIGHT);
     }
-    const map = kind === 'mirrored' ? Float64Array.of(-w, 0, w, 0, h, 0, 0, 0, 1) : identityMap(w, h);
-    return makeView(grey, map, aspect, THUMB_WIDTH, THUMB_HEIGHT);
+    return makeWholeView(grey, aspect, THUMB_WIDTH, THUMB_HEIGHT, kind === 'mirrored');
   }
 }
 

@@ -161,27 +161,7 @@ export function warpRgb(src: RgbImage, map: Homography, outW: number, outH: numb
   return { data: out, width: outW, height: outH };
 }
 
-/**
- * Bilinear sample of a grey image at source pixel coordinates (centres at +0.5), or NaN
- * outside it.
- */
-export function sampleGrey(src: GreyImage, x: number, y: number): number {
-  const fx = x - 0.5;
-  const fy = y - 0.5;
-  const { data, width, height } = src;
-  if (!(fx >= -0.5 && fy >= -0.5 && fx <= width - 0.5 && fy <= height - 0.5)) return Number.NaN;
-  const x0 = fx <= 0 ? 0 : Math.min(width - 1, Math.floor(fx));
-  const y0 = fy <= 0 ? 0 : Math.min(height - 1, Math.floor(fy));
-  const x1 = x0 + 1 < width ? x0 + 1 : x0;
-  const y1 = y0 + 1 < height ? y0 + 1 : y0;
-  const tx = fx <= 0 ? 0 : Math.min(1, fx - x0);
-  const ty = fy <= 0 ? 0 : Math.min(1, fy - y0);
-  const r0 = data[y0 * width + x0] * (1 - tx) + data[y0 * width + x1] * tx;
-  const r1 = data[y1 * width + x0] * (1 - tx) + data[y1 * width + x1] * tx;
-  return r0 * (1 - ty) + r1 * ty;
-}
-
-/** Subsamples per output side: the map's average shrink factor, rounded up, 1..4. */
+/** Subsamples per output side: the map's shrink factor, rounded (up from a quarter over), 1..4. */
 function subsamples(map: Homography, width: number, height: number, outW: number, outH: number): number {
   const a = applyHomography(map, 0, 0);
   const b = applyHomography(map, 1, 0);
@@ -190,7 +170,7 @@ function subsamples(map: Homography, width: number, height: number, outW: number
   const down = Math.hypot(c.x - a.x, c.y - a.y) / outH;
   const factor = Math.max(across, down);
   if (!Number.isFinite(factor)) return 1;
-  return Math.max(1, Math.min(4, Math.ceil(factor - 1e-6)));
+  return Math.max(1, Math.min(4, Math.ceil(factor - 0.25)));
 }
 
 /**
@@ -198,13 +178,20 @@ function subsamples(map: Homography, width: number, height: number, outW: number
  * the source are NaN (unknown) instead of a fill colour.
  */
 export function warpGrey(src: GreyImage, map: Homography, outW: number, outH: number): GreyImage {
-  const { width, height } = src;
+  const { data, width, height } = src;
   const out = new Float32Array(outW * outH);
   const n = subsamples(map, width, height, outW, outH);
+  const [h0, h1, h2, h3, h4, h5, h6, h7, h8] = map;
+  const maxX = width - 0.5;
+  const maxY = height - 0.5;
   for (let y = 0; y < outH; y++) {
     for (let x = 0; x < outW; x++) {
-      const centre = applyHomography(map, (x + 0.5) / outW, (y + 0.5) / outH);
-      if (!(centre.x >= 0 && centre.y >= 0 && centre.x <= width && centre.y <= height)) {
+      const uc = (x + 0.5) / outW;
+      const vc = (y + 0.5) / outH;
+      const wc = h6 * uc + h7 * vc + h8;
+      const cx = (h0 * uc + h1 * vc + h2) / wc;
+      const cy = (h3 * uc + h4 * vc + h5) / wc;
+      if (!(cx >= 0 && cy >= 0 && cx <= width && cy <= height)) {
         out[y * outW + x] = Number.NaN;
         continue;
       }
@@ -214,12 +201,23 @@ export function warpGrey(src: GreyImage, map: Homography, outW: number, outH: nu
         const v = (y + (sy + 0.5) / n) / outH;
         for (let sx = 0; sx < n; sx++) {
           const u = (x + (sx + 0.5) / n) / outW;
-          const w = map[6] * u + map[7] * v + map[8];
-          const s = sampleGrey(src, (map[0] * u + map[1] * v + map[2]) / w, (map[3] * u + map[4] * v + map[5]) / w);
-          if (s === s) {
-            acc += s;
-            count++;
-          }
+          const w = h6 * u + h7 * v + h8;
+          const px = (h0 * u + h1 * v + h2) / w;
+          const py = (h3 * u + h4 * v + h5) / w;
+          if (!(px >= 0 && py >= 0 && px <= width && py <= height)) continue;
+          const fx = px < 0.5 ? 0 : px > maxX ? width - 1 : px - 0.5;
+          const fy = py < 0.5 ? 0 : py > maxY ? height - 1 : py - 0.5;
+          const x0 = fx | 0;
+          const y0 = fy | 0;
+          const tx = fx - x0;
+          const ty = fy - y0;
+          const o = y0 * width + x0;
+          const dx = x0 + 1 < width ? 1 : 0;
+          const dy = y0 + 1 < height ? width : 0;
+          const top = data[o] + (data[o + dx] - data[o]) * tx;
+          const bottom = data[o + dy] + (data[o + dy + dx] - data[o + dy]) * tx;
+          acc += top + (bottom - top) * ty;
+          count++;
         }
       }
       out[y * outW + x] = count > 0 ? acc / count : Number.NaN;
