@@ -89,7 +89,7 @@ export interface VerifiedRanking {
 /** Decodes the query once and ranks it. Throws ImageError for bytes that are not an image. */
 export async function rankVerified(options: RankOptions & { bytes: Uint8Array; decodeLimits?: DecodeLimits }): Promise<VerifiedRanking> {
   const query = await decodeQuery(options.bytes, options.decodeLimits ?? DEFAULT_DECODE_LIMITS);
-  return rankQuery(query, options);
+  return await rankQuery(query, options);
 }
 
 /** The reference MultiQuery: one index query per signature, merged. */
@@ -113,8 +113,12 @@ export function mergeBest(lists: readonly RankedResult[][], limit: number): Merg
   return [...best.values()].sort((a, b) => a[1] - b[1] || a[0] - b[0]).slice(0, limit);
 }
 
-/** Ranks an already decoded query (synchronous: decoding is the only asynchronous step). */
-export function rankQuery(query: QueryImage, options: RankOptions): VerifiedRanking {
+/**
+ * Ranks an already decoded query. Between its steps it yields to the event loop, so a
+ * query that needs every variant (a few index walks and some milliseconds of pixel
+ * work) never holds the process for long at a time.
+ */
+export async function rankQuery(query: QueryImage, options: RankOptions): Promise<VerifiedRanking> {
   const limit = Math.max(0, Math.floor(options.limit));
   const depth = Math.max(1, options.checkDepth ?? DEFAULT_CHECK_DEPTH);
   const { index, signatures } = options;
@@ -132,14 +136,32 @@ export function rankQuery(query: QueryImage, options: RankOptions): VerifiedRank
     }
   }
 
+  await yieldToEventLoop();
   const card = findCard(query.rgb, query.aspect);
   checker.views.setCard(card);
   const variants = [plain, ...extraVariants(query, card)];
   const sigs = [plainSig, ...variants.slice(1).map((v) => signatures.signatureFromRgb(v.rgb))];
-  const merged = options.multiQuery ? options.multiQuery(sigs, qopts) : queryBestOf(index, sigs, qopts);
+  let merged: MergedResult[];
+  if (options.multiQuery) {
+    await yieldToEventLoop();
+    merged = options.multiQuery(sigs, qopts);
+  } else {
+    // The plain list is already known; each other variant is one walk of the index.
+    const lists: RankedResult[][] = [plainResults.map(([id, raw]) => [id, raw])];
+    for (const sig of sigs.slice(1)) {
+      await yieldToEventLoop();
+      lists.push(index.query(sig, qopts));
+    }
+    merged = mergeBest(lists, qopts.limit);
+  }
+  await yieldToEventLoop();
   const kinds = variants.map((v) => v.kind);
   const ranked = verify(merged, kinds, depth, checker, true);
   return { results: ranked.slice(0, limit), stage: 'variants', variants: kinds, card: card?.quad };
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Checks the first `window` candidates and sorts all of them by S (see score.ts). */

@@ -27,6 +27,8 @@ const MIN_COLOUR_DISTANCE = 28;
 const MIN_AREA_FRACTION = 0.12;
 /** The blob's hull is at most this much larger than the quad inside it (a quadrilateral shape). */
 const MAX_HULL_EXCESS = 0.08;
+/** Share of the frame's outermost pixels the blob may cover (a card lies on the table, inside the picture). */
+const MAX_FRAME_CONTACT = 0.08;
 /** Interior angles of the quad stay within this many degrees of 90. */
 const MAX_ANGLE_SKEW = 25;
 /** Corners all closer to the frame's corners than this (fraction of the side): the card is the frame. */
@@ -58,6 +60,7 @@ export function findCard(image: RgbImage, aspect = image.width / image.height): 
   const mask = cardMask(image, table.plane, table.threshold);
   const blob = largestBlob(mask, width, height);
   if (blob.size < width * height * MIN_AREA_FRACTION) return undefined;
+  if (frameContact(blob.labels, blob.label, width, height) > MAX_FRAME_CONTACT) return undefined;
 
   const boundary = blobBoundary(blob.labels, blob.label, width, height);
   const hull = convexHull(boundary);
@@ -234,6 +237,20 @@ function largestBlob(mask: Uint8Array, width: number, height: number): { labels:
     }
   }
   return { labels, label: bestLabel, size: bestSize };
+}
+
+/** Share of the frame's outermost ring of pixels that belongs to the blob. */
+function frameContact(labels: Int32Array, label: number, width: number, height: number): number {
+  let hits = 0;
+  for (let x = 0; x < width; x++) {
+    if (labels[x] === label) hits++;
+    if (labels[(height - 1) * width + x] === label) hits++;
+  }
+  for (let y = 1; y < height - 1; y++) {
+    if (labels[y * width] === label) hits++;
+    if (labels[y * width + width - 1] === label) hits++;
+  }
+  return hits / (2 * width + 2 * (height - 2));
 }
 
 /**
