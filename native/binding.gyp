@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "haarseek",
-      "sources": ["src/addon.cc", "src/signature.cc", "src/index.cc", "src/segment.cc"],
+      "sources": ["src/addon.cc", "src/signature.cc", "src/index.cc", "src/segment.cc", "src/segment_kernels.cc"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "defines": ["NAPI_VERSION=8"],
       "cflags!": ["-O2", "-O0", "-fno-exceptions", "-ffast-math"],

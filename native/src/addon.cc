@@ -360,12 +360,52 @@ Napi::Value SetSegmentKernelJs(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), Segment::SetKernel(k));
 }
 
+Napi::Value SegmentStrategyJs(const Napi::CallbackInfo& info) {
+  switch (Segment::Strategy()) {
+    case SegmentStrategy::kExact:
+      return Napi::String::New(info.Env(), "exact");
+    case SegmentStrategy::kBounded:
+      return Napi::String::New(info.Env(), "bounded");
+    default:
+      return Napi::String::New(info.Env(), "auto");
+  }
+}
+
+// setSegmentStrategy("auto" | "exact" | "bounded"): how whole-segment top-k queries run (tests, benchmarks).
+Napi::Value SetSegmentStrategyJs(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(info.Env(), "strategy: string expected");
+  const std::string name = info[0].As<Napi::String>().Utf8Value();
+  if (name == "auto") Segment::SetStrategy(SegmentStrategy::kAuto);
+  else if (name == "exact") Segment::SetStrategy(SegmentStrategy::kExact);
+  else if (name == "bounded") Segment::SetStrategy(SegmentStrategy::kBounded);
+  else throw Napi::RangeError::New(info.Env(), "strategy: auto, exact or bounded expected");
+  return info.Env().Undefined();
+}
+
+Napi::Value SegmentQueryCountsJs(const Napi::CallbackInfo& info) {
+  const SegmentQueryCounts c = Segment::Counts();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("bounded", static_cast<double>(c.bounded));
+  o.Set("exact", static_cast<double>(c.exact));
+  o.Set("fewGroups", static_cast<double>(c.fewGroups));
+  o.Set("noMatches", static_cast<double>(c.noMatches));
+  o.Set("tooManyCandidates", static_cast<double>(c.tooManyCandidates));
+  o.Set("notFull", static_cast<double>(c.notFull));
+  o.Set("weakBound", static_cast<double>(c.weakBound));
+  o.Set("candidates", static_cast<double>(c.candidates));
+  o.Set("scored", static_cast<double>(c.scored));
+  return o;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("signatureFromRgb", Napi::Function::New<SignatureFromRgbJs>(env, "signatureFromRgb"));
   exports.Set("NativeIndex", IndexWrap::Define(env));
   exports.Set("NativeSegment", SegmentWrap::Define(env));
   exports.Set("segmentKernel", Napi::Function::New<SegmentKernelJs>(env, "segmentKernel"));
   exports.Set("setSegmentKernel", Napi::Function::New<SetSegmentKernelJs>(env, "setSegmentKernel"));
+  exports.Set("segmentQueryCounts", Napi::Function::New<SegmentQueryCountsJs>(env, "segmentQueryCounts"));
+  exports.Set("segmentStrategy", Napi::Function::New<SegmentStrategyJs>(env, "segmentStrategy"));
+  exports.Set("setSegmentStrategy", Napi::Function::New<SetSegmentStrategyJs>(env, "setSegmentStrategy"));
   // Bumped when the segment reader changes shape; abiVersion is the index's.
   exports.Set("segmentAbiVersion", Napi::Number::New(env, 1));
   exports.Set("abiVersion", Napi::Number::New(env, 2));

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #if defined(_WIN32)
 #define HAARSEEK_NO_MMAP 1
@@ -17,11 +18,7 @@
 // Node re-exports zlib's symbols to addons: the same CRC-32 as zlib.crc32 in JavaScript.
 #include <zlib.h>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-#define HAARSEEK_X86_KERNELS 1
-#endif
-
+#include "segment_kernels.h"
 #include "top_k.h"
 #include "weights.h"
 
@@ -34,10 +31,21 @@ constexpr uint32_t kByteOrderMark = 0x01020304;
 constexpr uint32_t kBitmapMinPostings = 4096;
 constexpr uint64_t kMaxSafeInteger = (uint64_t{1} << 53) - 1;
 constexpr size_t kAlign = 64;
-// Images per block of the walk: 16 KB of scores stay in L1 while every list of the
-// query passes over them. A multiple of 64 that divides the chunk size.
+constexpr uint32_t kChunkSlots = 1u << 16;
+// Images per block of the exact walk: 16 KB of scores stay in L1 while every list of
+// the query passes over them. A multiple of 64 that divides the chunk size.
 constexpr uint32_t kBlock = 2048;
-constexpr uint32_t kChunkSlotsAll = 1u << 16;
+// Images per block of the bound pass (16 KB of uint16 bounds); a multiple of 256.
+constexpr uint32_t kBoundBlock = 8192;
+// The bound pass counts weights in units of 1/kBoundScale, each rounded up.
+constexpr double kBoundScale = 512;
+// Bounds are kept per group of this many images, to pick the first candidates.
+constexpr uint32_t kGroup = 256;
+// The bounded query is used from this many live images on, for limits up to
+// kBoundMaxLimit, and gives way to the exact walk past kMaxCandidates candidates.
+constexpr size_t kBoundMinLive = 32768;
+constexpr size_t kBoundMaxLimit = 1024;
+constexpr size_t kMaxCandidates = 16384;
 // A block holding fewer allowed images than this scores them one by one.
 constexpr size_t kDirectMax = 8;
 
@@ -73,15 +81,15 @@ T Load(const uint8_t* p) {
 }
 
 #if defined(_MSC_VER)
+inline void Prefetch(const void*) {}
 inline uint32_t Ctz(uint64_t m) {
   unsigned long i;
   _BitScanForward64(&i, m);
   return i;
 }
-inline void Prefetch(const void*) {}
 #else
-inline uint32_t Ctz(uint64_t m) { return static_cast<uint32_t>(__builtin_ctzll(m)); }
 inline void Prefetch(const void* p) { __builtin_prefetch(p, 0, 2); }
+inline uint32_t Ctz(uint64_t m) { return static_cast<uint32_t>(__builtin_ctzll(m)); }
 #endif
 
 size_t AlignUp(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
@@ -97,209 +105,12 @@ uint32_t Crc32(const uint8_t* p, size_t n, uint32_t crc = 0) {
   return static_cast<uint32_t>(c);
 }
 
-// ---- block kernels: the same IEEE operations per element whatever the vector width ----
+SegmentKernel gKernel = DetectSegmentKernel();
+SegmentQueryCounts gCounts;
+SegmentStrategy gStrategy = SegmentStrategy::kAuto;
 
-struct AvglQuery {
-  double q0, q1, q2, w0, w1, w2;
-};
-
-using InitFn = void (*)(double* s, const double* y, const double* i, const double* q, uint32_t n, const AvglQuery& a);
-// Subtracts w[r] from s[k] for every bit k set in bitmap r (r = 0..count-1, in order),
-// bitmaps read from byte `byteAt`; n is a multiple of 64.
-using RunFn = void (*)(double* s, uint32_t n, const uint8_t* const* bm, const double* w, uint32_t count, uint32_t byteAt);
-
-inline double AvglTerm(double y, double i, double q, const AvglQuery& a) {
-  return a.w0 * std::fabs(y - a.q0) + a.w1 * std::fabs(i - a.q1) + a.w2 * std::fabs(q - a.q2);
-}
-
-void InitScalar(double* s, const double* y, const double* i, const double* q, uint32_t n, const AvglQuery& a) {
-  for (uint32_t k = 0; k < n; k++) s[k] = AvglTerm(y[k], i[k], q[k], a);
-}
-
-void RunScalar(double* s, uint32_t n, const uint8_t* const* bm, const double* w, uint32_t count, uint32_t byteAt) {
-  // Without SIMD: visit the set bits only (a dense list holds ~5-50% of a chunk).
-  for (uint32_t r = 0; r < count; r++) {
-    const uint8_t* b = bm[r] + byteAt;
-    const double wr = w[r];
-    for (uint32_t k = 0; k < n; k += 64) {
-      uint64_t m = Load<uint64_t>(b + (k >> 3));
-      while (m != 0) {
-        s[k + Ctz(m)] -= wr;
-        m &= m - 1;
-      }
-    }
-  }
-}
-
-uint64_t CandidatesScalar(const double* s, double worst) {
-  uint64_t m = 0;
-  for (int k = 0; k < 64; k++) m |= uint64_t{!(s[k] > worst)} << k;
-  return m;
-}
-
-#if HAARSEEK_X86_KERNELS
-__attribute__((target("avx2"))) void InitAvx2(double* s, const double* y, const double* i, const double* q, uint32_t n,
-                                               const AvglQuery& a) {
-  const __m256d absMask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
-  const __m256d q0 = _mm256_set1_pd(a.q0), q1 = _mm256_set1_pd(a.q1), q2 = _mm256_set1_pd(a.q2);
-  const __m256d w0 = _mm256_set1_pd(a.w0), w1 = _mm256_set1_pd(a.w1), w2 = _mm256_set1_pd(a.w2);
-  uint32_t k = 0;
-  for (; k + 4 <= n; k += 4) {
-    __m256d t = _mm256_mul_pd(w0, _mm256_and_pd(absMask, _mm256_sub_pd(_mm256_loadu_pd(y + k), q0)));
-    t = _mm256_add_pd(t, _mm256_mul_pd(w1, _mm256_and_pd(absMask, _mm256_sub_pd(_mm256_loadu_pd(i + k), q1))));
-    t = _mm256_add_pd(t, _mm256_mul_pd(w2, _mm256_and_pd(absMask, _mm256_sub_pd(_mm256_loadu_pd(q + k), q2))));
-    _mm256_store_pd(s + k, t);
-  }
-  for (; k < n; k++) s[k] = AvglTerm(y[k], i[k], q[k], a);
-}
-
-// Lane masks for 4 bits: all ones where the bit is set.
-struct NibbleMasks {
-  alignas(32) uint64_t lanes[16][4];
-  NibbleMasks() {
-    for (int m = 0; m < 16; m++)
-      for (int l = 0; l < 4; l++) lanes[m][l] = (m >> l) & 1 ? ~uint64_t{0} : 0;
-  }
-};
-const NibbleMasks kNibbles;
-
-__attribute__((target("avx2"))) void RunAvx2(double* s, uint32_t n, const uint8_t* const* bm, const double* w, uint32_t count,
-                                              uint32_t byteAt) {
-  const double* lanes = reinterpret_cast<const double*>(kNibbles.lanes);
-  for (uint32_t k = 0; k < n; k += 32) {
-    __m256d x0 = _mm256_load_pd(s + k), x1 = _mm256_load_pd(s + k + 4), x2 = _mm256_load_pd(s + k + 8),
-            x3 = _mm256_load_pd(s + k + 12), x4 = _mm256_load_pd(s + k + 16), x5 = _mm256_load_pd(s + k + 20),
-            x6 = _mm256_load_pd(s + k + 24), x7 = _mm256_load_pd(s + k + 28);
-    const uint32_t at = byteAt + (k >> 3);
-    for (uint32_t r = 0; r < count; r++) {
-      const uint32_t m = Load<uint32_t>(bm[r] + at);
-      const __m256d wv = _mm256_set1_pd(w[r]);
-      // x - (w & mask): x - w where the bit is set, x - 0.0 (= x exactly) elsewhere.
-      x0 = _mm256_sub_pd(x0, _mm256_and_pd(wv, _mm256_load_pd(lanes + 4 * (m & 15))));
-      x1 = _mm256_sub_pd(x1, _mm256_and_pd(wv, _mm256_load_pd(lanes + 4 * ((m >> 4) & 15))));
-      x2 = _mm256_sub_pd(x2, _mm256_and_pd(wv, _mm256_load_pd(lanes + 4 * ((m >> 8) & 15))));
-      x3 = _mm256_sub_pd(x3, _mm256_and_pd(wv, _mm256_load_pd(lanes + 4 * ((m >> 12) & 15))));
-      x4 = _mm256_sub_pd(x4, _mm256_and_pd(wv, _mm256_load_pd(lanes + 4 * ((m >> 16) & 15))));
-      x5 = _mm256_sub_pd(x5, _mm256_and_pd(wv, _mm256_load_pd(lanes + 4 * ((m >> 20) & 15))));
-      x6 = _mm256_sub_pd(x6, _mm256_and_pd(wv, _mm256_load_pd(lanes + 4 * ((m >> 24) & 15))));
-      x7 = _mm256_sub_pd(x7, _mm256_and_pd(wv, _mm256_load_pd(lanes + 4 * (m >> 28))));
-    }
-    _mm256_store_pd(s + k, x0);
-    _mm256_store_pd(s + k + 4, x1);
-    _mm256_store_pd(s + k + 8, x2);
-    _mm256_store_pd(s + k + 12, x3);
-    _mm256_store_pd(s + k + 16, x4);
-    _mm256_store_pd(s + k + 20, x5);
-    _mm256_store_pd(s + k + 24, x6);
-    _mm256_store_pd(s + k + 28, x7);
-  }
-}
-
-__attribute__((target("avx512f"))) void InitAvx512(double* s, const double* y, const double* i, const double* q, uint32_t n,
-                                                    const AvglQuery& a) {
-  const __m512d q0 = _mm512_set1_pd(a.q0), q1 = _mm512_set1_pd(a.q1), q2 = _mm512_set1_pd(a.q2);
-  const __m512d w0 = _mm512_set1_pd(a.w0), w1 = _mm512_set1_pd(a.w1), w2 = _mm512_set1_pd(a.w2);
-  uint32_t k = 0;
-  for (; k + 8 <= n; k += 8) {
-    __m512d t = _mm512_mul_pd(w0, _mm512_abs_pd(_mm512_sub_pd(_mm512_loadu_pd(y + k), q0)));
-    t = _mm512_add_pd(t, _mm512_mul_pd(w1, _mm512_abs_pd(_mm512_sub_pd(_mm512_loadu_pd(i + k), q1))));
-    t = _mm512_add_pd(t, _mm512_mul_pd(w2, _mm512_abs_pd(_mm512_sub_pd(_mm512_loadu_pd(q + k), q2))));
-    _mm512_store_pd(s + k, t);
-  }
-  for (; k < n; k++) s[k] = AvglTerm(y[k], i[k], q[k], a);
-}
-
-__attribute__((target("avx512f,avx512dq"))) void RunAvx512(double* s, uint32_t n, const uint8_t* const* bm,
-                                                              const double* w, uint32_t count, uint32_t byteAt) {
-  for (uint32_t k = 0; k < n; k += 64) {
-    __m512d x0 = _mm512_load_pd(s + k), x1 = _mm512_load_pd(s + k + 8), x2 = _mm512_load_pd(s + k + 16),
-            x3 = _mm512_load_pd(s + k + 24), x4 = _mm512_load_pd(s + k + 32), x5 = _mm512_load_pd(s + k + 40),
-            x6 = _mm512_load_pd(s + k + 48), x7 = _mm512_load_pd(s + k + 56);
-    const uint32_t at = byteAt + (k >> 3);
-    for (uint32_t r = 0; r < count; r++) {
-      __mmask8* m = reinterpret_cast<__mmask8*>(const_cast<uint8_t*>(bm[r] + at));
-      const __m512d wv = _mm512_set1_pd(w[r]);
-      // Masked lanes are left as they are: x - w only where the bit is set.
-      x0 = _mm512_mask_sub_pd(x0, _load_mask8(m), x0, wv);
-      x1 = _mm512_mask_sub_pd(x1, _load_mask8(m + 1), x1, wv);
-      x2 = _mm512_mask_sub_pd(x2, _load_mask8(m + 2), x2, wv);
-      x3 = _mm512_mask_sub_pd(x3, _load_mask8(m + 3), x3, wv);
-      x4 = _mm512_mask_sub_pd(x4, _load_mask8(m + 4), x4, wv);
-      x5 = _mm512_mask_sub_pd(x5, _load_mask8(m + 5), x5, wv);
-      x6 = _mm512_mask_sub_pd(x6, _load_mask8(m + 6), x6, wv);
-      x7 = _mm512_mask_sub_pd(x7, _load_mask8(m + 7), x7, wv);
-    }
-    _mm512_store_pd(s + k, x0);
-    _mm512_store_pd(s + k + 8, x1);
-    _mm512_store_pd(s + k + 16, x2);
-    _mm512_store_pd(s + k + 24, x3);
-    _mm512_store_pd(s + k + 32, x4);
-    _mm512_store_pd(s + k + 40, x5);
-    _mm512_store_pd(s + k + 48, x6);
-    _mm512_store_pd(s + k + 56, x7);
-  }
-}
-
-// Bit k set when !(s[k] > worst), for 64 scores: the images that may enter the top k.
-__attribute__((target("avx512f"))) uint64_t CandidatesAvx512(const double* s, double worst) {
-  const __m512d wv = _mm512_set1_pd(worst);
-  uint64_t m = 0;
-  for (int v = 0; v < 8; v++) m |= uint64_t{_mm512_cmp_pd_mask(_mm512_load_pd(s + 8 * v), wv, _CMP_NGT_UQ)} << (8 * v);
-  return m;
-}
-
-__attribute__((target("avx2"))) uint64_t CandidatesAvx2(const double* s, double worst) {
-  const __m256d wv = _mm256_set1_pd(worst);
-  uint64_t m = 0;
-  for (int v = 0; v < 16; v++) {
-    m |= uint64_t(_mm256_movemask_pd(_mm256_cmp_pd(_mm256_load_pd(s + 4 * v), wv, _CMP_NGT_UQ))) << (4 * v);
-  }
-  return m;
-}
-#endif
-
-bool Supported(SegmentKernel k) {
-  switch (k) {
-    case SegmentKernel::kScalar:
-      return true;
-#if HAARSEEK_X86_KERNELS
-    case SegmentKernel::kAvx2:
-      return __builtin_cpu_supports("avx2");
-    case SegmentKernel::kAvx512:
-      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-#endif
-    default:
-      return false;
-  }
-}
-
-SegmentKernel Detect() {
-  if (Supported(SegmentKernel::kAvx512)) return SegmentKernel::kAvx512;
-  if (Supported(SegmentKernel::kAvx2)) return SegmentKernel::kAvx2;
-  return SegmentKernel::kScalar;
-}
-
-SegmentKernel gKernel = Detect();
-
-using CandidatesFn = uint64_t (*)(const double* s, double worst);
-
-struct Kernels {
-  InitFn init;
-  RunFn run;
-  CandidatesFn candidates;
-};
-
-Kernels KernelsOf(SegmentKernel k) {
-#if HAARSEEK_X86_KERNELS
-  if (k == SegmentKernel::kAvx512) return {InitAvx512, RunAvx512, CandidatesAvx512};
-  if (k == SegmentKernel::kAvx2) return {InitAvx2, RunAvx2, CandidatesAvx2};
-#endif
-  (void)k;
-  return {InitScalar, RunScalar, CandidatesScalar};
-}
-
-// The query's lists resolved in one chunk, in query order, empty ones left out; runs of
-// consecutive bitmaps pass over a block together.
+// The query's lists walked over one chunk, in query order, empty ones left out; runs of
+// consecutive bitmaps pass over a block together (a run is one kernel call).
 struct ChunkOps {
   struct Op {
     bool bitmap;
@@ -312,28 +123,22 @@ struct ChunkOps {
   const uint16_t* cur[kSignatureLength];
   const uint16_t* end[kSignatureLength];
   double aw[kSignatureLength];
+  uint16_t awu[kSignatureLength];
   uint32_t narrays = 0;
   const uint8_t* bm[kSignatureLength];
   double bw[kSignatureLength];
+  uint16_t bwu[kSignatureLength];
   uint32_t nbitmaps = 0;
 };
 
 // Subtracts the array lists' and bitmap runs' weights over block [b, b + blen) of the chunk.
-inline void WalkBlock(ChunkOps& c, double* s, uint32_t b, uint32_t blen, RunFn run) {
+inline void WalkBlock(ChunkOps& c, double* s, uint32_t b, uint32_t blen, const SegmentKernels& k) {
   const uint32_t lim = b + blen;
   const uint32_t n64 = (blen + 63) & ~uint32_t{63};
   for (uint32_t o = 0; o < c.nops; o++) {
     const ChunkOps::Op& op = c.ops[o];
     if (op.bitmap) {
-      run(s, n64, c.bm + op.first, c.bw + op.first, op.count, b >> 3);
-      // The next block's bytes of these bitmaps: dozens of interleaved streams are more
-      // than the hardware prefetchers follow.
-      if (lim + kBlock <= kChunkSlotsAll) {
-        for (uint32_t r = op.first; r < op.first + op.count; r++) {
-          const uint8_t* next = c.bm[r] + (lim >> 3);
-          for (uint32_t line = 0; line < kBlock / 8; line += 64) Prefetch(next + line);
-        }
-      }
+      k.run(s, n64, c.bm + op.first, c.bw + op.first, op.count, b >> 3);
       continue;
     }
     const uint16_t* p = c.cur[op.first];
@@ -362,7 +167,9 @@ struct Segment::Plan {
   AvglQuery avgl;
   uint32_t list[kSignatureLength];
   double w[kSignatureLength];
+  uint16_t units[kSignatureLength];  // ceil(w * kBoundScale)
 };
+
 
 SegmentIoError::SegmentIoError(const std::string& path, int errnum)
     : std::runtime_error("haarseek index segment " + path + ": " + std::strerror(errnum)), err(errnum) {}
@@ -381,10 +188,21 @@ const char* Segment::KernelName(SegmentKernel k) {
 }
 
 bool Segment::SetKernel(SegmentKernel k) {
-  if (!Supported(k)) return false;
+  if (!SegmentKernelSupported(k)) return false;
   gKernel = k;
   return true;
 }
+
+size_t Segment::PrivateBytes() const {
+  return masked_.capacity() * sizeof(uint64_t) + bound_.capacity() * sizeof(uint16_t) +
+         groupMax_.capacity() * sizeof(uint16_t) + chunkLists_.capacity() * sizeof(ChunkLists);
+}
+
+SegmentQueryCounts Segment::Counts() { return gCounts; }
+
+SegmentStrategy Segment::Strategy() { return gStrategy; }
+
+void Segment::SetStrategy(SegmentStrategy s) { gStrategy = s; }
 
 Segment::Segment(const std::string& path, bool verifyChecksum) {
 #if HAARSEEK_NO_MMAP
@@ -519,6 +337,7 @@ void Segment::Check(const std::string& path, bool verifyChecksum) {
     const uint64_t size = (table[c + 1] - table[c]) / 2;
     const uint16_t* units = reinterpret_cast<const uint16_t*>(h + postingsOffset + table[c]);
     const uint32_t* d = dir + static_cast<size_t>(c) * (kLists + 1);
+    const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(kChunkSlots, count - uint64_t{c} * kChunkSlots));
     if (d[0] != 0) Fail(path, "bad directory (chunk " + std::to_string(c) + ")");
     for (uint32_t l = 0; l < kLists; l++) {
       const uint32_t s = d[l], e = d[l + 1];
@@ -528,11 +347,20 @@ void Segment::Check(const std::string& path, bool verifyChecksum) {
         if (span > kBitmapUnits + 3 || (baseUnits + e - kBitmapUnits) % 4 != 0) {
           Fail(path, "bad bitmap (chunk " + std::to_string(c) + ", list " + std::to_string(l) + ")");
         }
-      } else {
+        const uint8_t* bits = reinterpret_cast<const uint8_t*>(units + e - kBitmapUnits);
+        for (uint32_t k = len; k < kChunkSlots; k++) {
+          if ((bits[k >> 3] >> (k & 7)) & 1) {
+            Fail(path, "postings beyond the image count (chunk " + std::to_string(c) + ", list " + std::to_string(l) + ")");
+          }
+        }
+      } else if (span > 0) {
         for (uint32_t p = s + 1; p < e; p++) {
           if (units[p] <= units[p - 1]) {
             Fail(path, "postings not ascending (chunk " + std::to_string(c) + ", list " + std::to_string(l) + ")");
           }
+        }
+        if (units[e - 1] >= len) {
+          Fail(path, "postings beyond the image count (chunk " + std::to_string(c) + ", list " + std::to_string(l) + ")");
         }
       }
     }
@@ -585,19 +413,59 @@ std::vector<double> Segment::Ids() const {
   return out;
 }
 
-double Segment::ScoreOne(uint64_t slot, const Plan& plan) const {
-  double score = AvglTerm(avglY_[slot], avglI_[slot], avglQ_[slot], plan.avgl);
-  if (plan.fast) return score;
-  const uint64_t chunk = slot >> kChunkBits;
-  const uint16_t local = static_cast<uint16_t>(slot & (kChunkSlots - 1));
-  const uint32_t* d = dir_ + chunk * (kLists + 1);
+void Segment::Resolve(uint32_t chunk, const Plan& plan, ChunkLists* out) const {
+  const uint32_t* d = dir_ + static_cast<size_t>(chunk) * (kLists + 1);
   const uint16_t* units = reinterpret_cast<const uint16_t*>(postings_ + chunkTable_[chunk]);
   for (int j = 0; j < kSignatureLength; j++) {
     const uint32_t s = d[plan.list[j]], e = d[plan.list[j] + 1];
     if (e - s >= kBitmapUnits) {
-      const uint8_t* bm = reinterpret_cast<const uint8_t*>(units + e - kBitmapUnits);
-      if ((bm[local >> 3] >> (local & 7)) & 1) score -= plan.w[j];
-    } else if (e > s && std::binary_search(units + s, units + e, local)) {
+      out->bm[j] = reinterpret_cast<const uint8_t*>(units + e - kBitmapUnits);
+      out->arr[j] = out->end[j] = nullptr;
+    } else {
+      out->bm[j] = nullptr;
+      out->arr[j] = units + s;
+      out->end[j] = units + e;
+    }
+  }
+}
+
+namespace {
+
+// The walk of a chunk's lists, empty arrays left out, consecutive bitmaps in runs.
+void BuildOps(const Segment::ChunkLists& l, const double* w, const uint16_t* units, ChunkOps* ops) {
+  ops->nops = ops->narrays = ops->nbitmaps = 0;
+  for (int j = 0; j < kSignatureLength; j++) {
+    if (l.bm[j] != nullptr) {
+      const uint16_t b = static_cast<uint16_t>(ops->nbitmaps++);
+      ops->bm[b] = l.bm[j];
+      ops->bw[b] = w[j];
+      ops->bwu[b] = units[j];
+      if (ops->nops > 0 && ops->ops[ops->nops - 1].bitmap) {
+        ops->ops[ops->nops - 1].count++;
+      } else {
+        ops->ops[ops->nops++] = {true, b, 1};
+      }
+    } else if (l.arr[j] != l.end[j]) {
+      const uint16_t a = static_cast<uint16_t>(ops->narrays++);
+      ops->begin[a] = ops->cur[a] = l.arr[j];
+      ops->end[a] = l.end[j];
+      ops->aw[a] = w[j];
+      ops->awu[a] = units[j];
+      ops->ops[ops->nops++] = {false, a, 1};
+    }
+  }
+}
+
+}  // namespace
+
+double Segment::ScoreOne(uint64_t slot, const Plan& plan, const ChunkLists& l) const {
+  double score = AvglTerm(avglY_[slot], avglI_[slot], avglQ_[slot], plan.avgl);
+  if (plan.fast) return score;
+  const uint16_t local = static_cast<uint16_t>(slot & (kChunkSlots - 1));
+  for (int j = 0; j < kSignatureLength; j++) {
+    if (l.bm[j] != nullptr) {
+      if ((l.bm[j][local >> 3] >> (local & 7)) & 1) score -= plan.w[j];
+    } else if (l.arr[j] != l.end[j] && std::binary_search(l.arr[j], l.end[j], local)) {
       score -= plan.w[j];
     }
   }
@@ -617,113 +485,63 @@ std::vector<Ranked> Segment::Query(const QueryArgs& q) const {
     }
     for (int c = 0; c < kChannels; c++) {
       for (int k = 0; k < kCoefsPerChannel; k++) {
-        const int32_t coef = q.coefs[c * kCoefsPerChannel + k];
-        plan.list[c * kCoefsPerChannel + k] = ListOf(c, coef);
-        plan.w[c * kCoefsPerChannel + k] = Weight(sketch, BinOf(coef < 0 ? -coef : coef), c);
+        const int j = c * kCoefsPerChannel + k;
+        const int32_t coef = q.coefs[j];
+        plan.list[j] = ListOf(c, coef);
+        plan.w[j] = Weight(sketch, BinOf(coef < 0 ? -coef : coef), c);
+        plan.units[j] = static_cast<uint16_t>(std::ceil(plan.w[j] * kBoundScale));
       }
     }
   }
-  const Kernels kernels = KernelsOf(gKernel);
+  if (q.filtered) return QueryFiltered(q, plan);
+  const size_t limit = std::min(q.limit, Live());
+  uint32_t totalUnits = 0;
+  if (!q.fast)
+    for (int j = 0; j < kSignatureLength; j++) totalUnits += plan.units[j];
+  // The bound pass sums weight units in uint16 lanes: every image's sum must fit.
+  const bool bounded = totalUnits <= 0xffff && !q.fast && (gStrategy == SegmentStrategy::kBounded ||
+                       (gStrategy == SegmentStrategy::kAuto && Live() >= kBoundMinLive && limit <= kBoundMaxLimit));
+  if (bounded) {
+    std::vector<Ranked> out;
+    if (QueryBounded(limit, plan, &out)) return out;
+  }
+  gCounts.exact++;
+  return QueryExact(limit, plan);
+}
+
+// Every image scored: per chunk, per block of kBlock images, the avgl term and then the
+// lists in query order, and the block's scores offered to the top k.
+std::vector<Ranked> Segment::QueryExact(size_t limit, const Plan& plan) const {
+  const SegmentKernels k = SegmentKernelsFor(gKernel);
+  ChunkLists lists;
   ChunkOps ops;
-  // Resolves the query's lists in a chunk.
-  auto resolve = [&](uint32_t chunk) {
-    ops.nops = ops.narrays = ops.nbitmaps = 0;
-    if (plan.fast) return;
-    const uint32_t* d = dir_ + static_cast<size_t>(chunk) * (kLists + 1);
-    const uint16_t* units = reinterpret_cast<const uint16_t*>(postings_ + chunkTable_[chunk]);
-    for (int j = 0; j < kSignatureLength; j++) {
-      const uint32_t s = d[plan.list[j]], e = d[plan.list[j] + 1];
-      if (e == s) continue;
-      if (e - s >= kBitmapUnits) {
-        const uint16_t b = static_cast<uint16_t>(ops.nbitmaps++);
-        ops.bm[b] = reinterpret_cast<const uint8_t*>(units + e - kBitmapUnits);
-        ops.bw[b] = plan.w[j];
-        if (ops.nops > 0 && ops.ops[ops.nops - 1].bitmap) {
-          ops.ops[ops.nops - 1].count++;
-        } else {
-          ops.ops[ops.nops++] = {true, b, 1};
-        }
-      } else {
-        const uint16_t a = static_cast<uint16_t>(ops.narrays++);
-        ops.begin[a] = ops.cur[a] = units + s;
-        ops.end[a] = units + e;
-        ops.aw[a] = plan.w[j];
-        ops.ops[ops.nops++] = {false, a, 1};
-      }
-    }
-  };
   alignas(64) double s[kBlock];
-  // Scores block [b, b + blen) of a chunk into s (zero past blen, up to the next multiple of 64).
-  auto scoreBlock = [&](uint64_t first, uint32_t b, uint32_t blen) {
-    kernels.init(s, avglY_ + first + b, avglI_ + first + b, avglQ_ + first + b, blen, plan.avgl);
-    const uint32_t n64 = (blen + 63) & ~uint32_t{63};
-    std::fill(s + blen, s + n64, 0.0);
-    if (!plan.fast) WalkBlock(ops, s, b, blen, kernels.run);
-  };
-
-  if (q.filtered) {
-    std::vector<uint64_t> chosen;
-    chosen.reserve(std::min(q.allowedCount, Live()));
-    for (size_t i = 0; i < q.allowedCount; i++) {
-      const int64_t slot = SlotOf(q.allowed[i] + 0.0);
-      if (slot >= 0) chosen.push_back(static_cast<uint64_t>(slot));
-    }
-    std::sort(chosen.begin(), chosen.end());
-    chosen.erase(std::unique(chosen.begin(), chosen.end()), chosen.end());
-    if (chosen.empty()) return {};
-    TopK top(std::min(q.limit, chosen.size()));
-    int64_t resolved = -1;
-    for (size_t i = 0; i < chosen.size();) {
-      const uint64_t block = chosen[i] / kBlock;
-      size_t j = i;
-      while (j < chosen.size() && chosen[j] / kBlock == block) j++;
-      if (j - i < kDirectMax) {
-        for (size_t k = i; k < j; k++) {
-          const double score = ScoreOne(chosen[k], plan);
-          if (top.WouldAccept(score, ids_[chosen[k]])) top.Push(score, ids_[chosen[k]]);
-        }
-      } else {
-        const uint32_t chunk = static_cast<uint32_t>((block * kBlock) >> kChunkBits);
-        if (resolved != chunk) {
-          resolve(chunk);
-          resolved = chunk;
-        }
-        const uint64_t first = uint64_t{chunk} << kChunkBits;
-        const uint32_t b = static_cast<uint32_t>(block * kBlock - first);
-        const uint32_t blen = static_cast<uint32_t>(std::min<uint64_t>(kBlock, count_ - first - b));
-        for (uint32_t a = 0; a < ops.narrays; a++) ops.cur[a] = std::lower_bound(ops.begin[a], ops.end[a], b);
-        scoreBlock(first, b, blen);
-        for (size_t k = i; k < j; k++) {
-          const double score = s[chosen[k] - first - b];
-          if (top.WouldAccept(score, ids_[chosen[k]])) top.Push(score, ids_[chosen[k]]);
-        }
-      }
-      i = j;
-    }
-    return top.Sorted();
-  }
-
-  TopK top(std::min(q.limit, Live()));
+  TopK top(limit);
   double worst = HUGE_VAL;
   const bool anyMasked = removed_ != 0;
   for (uint32_t chunk = 0; chunk < chunks_; chunk++) {
     const uint64_t first = uint64_t{chunk} << kChunkBits;
     const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(kChunkSlots, count_ - first));
-    resolve(chunk);
+    if (!plan.fast) {
+      Resolve(chunk, plan, &lists);
+      BuildOps(lists, plan.w, plan.units, &ops);
+    }
     for (uint32_t b = 0; b < len; b += kBlock) {
       const uint32_t blen = std::min(kBlock, len - b);
-      scoreBlock(first, b, blen);
+      k.init(s, avglY_ + first + b, avglI_ + first + b, avglQ_ + first + b, blen, plan.avgl);
+      std::fill(s + blen, s + ((blen + 63) & ~uint32_t{63}), 0.0);
+      if (!plan.fast) WalkBlock(ops, s, b, blen, k);
       // Most images lose to the worst kept score: one vector compare per 64 finds the others.
       const uint64_t base = first + b;
       for (uint32_t i = 0; i < blen; i += 64) {
-        uint64_t m = kernels.candidates(s + i, worst);
+        uint64_t m = k.candidates(s + i, worst);
         if (blen - i < 64) m &= (uint64_t{1} << (blen - i)) - 1;
         while (m != 0) {
-          const uint32_t k = Ctz(m);
+          const uint32_t at = i + Ctz(m);
           m &= m - 1;
-          const double score = s[i + k];
+          const double score = s[at];
           if (score > worst) continue;  // worst fell since the mask was taken
-          const uint64_t slot = base + i + k;
+          const uint64_t slot = base + at;
           if (anyMasked && IsMasked(slot)) continue;
           const double id = ids_[slot];
           if (!top.WouldAccept(score, id)) continue;
@@ -734,6 +552,186 @@ std::vector<Ranked> Segment::Query(const QueryArgs& q) const {
     }
   }
   return top.Sorted();
+}
+
+// Keyword-restricted queries: only the allowed images are scored, one by one where they
+// are few in a block, else with the block walk.
+std::vector<Ranked> Segment::QueryFiltered(const QueryArgs& q, const Plan& plan) const {
+  std::vector<uint64_t> chosen;
+  chosen.reserve(std::min(q.allowedCount, Live()));
+  for (size_t i = 0; i < q.allowedCount; i++) {
+    const int64_t slot = SlotOf(q.allowed[i] + 0.0);
+    if (slot >= 0) chosen.push_back(static_cast<uint64_t>(slot));
+  }
+  std::sort(chosen.begin(), chosen.end());
+  chosen.erase(std::unique(chosen.begin(), chosen.end()), chosen.end());
+  if (chosen.empty()) return {};
+  const SegmentKernels k = SegmentKernelsFor(gKernel);
+  TopK top(std::min(q.limit, chosen.size()));
+  ChunkLists lists;
+  ChunkOps ops;
+  alignas(64) double s[kBlock];
+  int64_t resolved = -1;
+  for (size_t i = 0; i < chosen.size();) {
+    const uint64_t block = chosen[i] / kBlock;
+    size_t j = i;
+    while (j < chosen.size() && chosen[j] / kBlock == block) j++;
+    const uint32_t chunk = static_cast<uint32_t>((block * kBlock) >> kChunkBits);
+    if (!plan.fast && resolved != chunk) {
+      Resolve(chunk, plan, &lists);
+      BuildOps(lists, plan.w, plan.units, &ops);
+      resolved = chunk;
+    }
+    if (j - i < kDirectMax) {
+      for (size_t c = i; c < j; c++) {
+        const double score = ScoreOne(chosen[c], plan, lists);
+        if (top.WouldAccept(score, ids_[chosen[c]])) top.Push(score, ids_[chosen[c]]);
+      }
+    } else {
+      const uint64_t first = uint64_t{chunk} << kChunkBits;
+      const uint32_t b = static_cast<uint32_t>(block * kBlock - first);
+      const uint32_t blen = static_cast<uint32_t>(std::min<uint64_t>(kBlock, count_ - first - b));
+      k.init(s, avglY_ + first + b, avglI_ + first + b, avglQ_ + first + b, blen, plan.avgl);
+      std::fill(s + blen, s + ((blen + 63) & ~uint32_t{63}), 0.0);
+      if (!plan.fast) {
+        for (uint32_t a = 0; a < ops.narrays; a++) ops.cur[a] = std::lower_bound(ops.begin[a], ops.end[a], b);
+        WalkBlock(ops, s, b, blen, k);
+      }
+      for (size_t c = i; c < j; c++) {
+        const double score = s[chosen[c] - first - b];
+        if (top.WouldAccept(score, ids_[chosen[c]])) top.Push(score, ids_[chosen[c]]);
+      }
+    }
+    i = j;
+  }
+  return top.Sorted();
+}
+
+// The bounded query. A first pass adds up, per image, the matching lists' weights in
+// fixed point rounded up (uint16 lanes: a quarter of the exact walk's vector work, and
+// no avgl read): Wq/512 >= W, the exact sum of the weights an image's score loses. As
+// every score is avgl term (>= 0) minus W, rounded by at most a few ulps, A - Wq/512 -
+// margin is a lower bound of the exact score. Candidates are then scored exactly
+// (ScoreOne: the exact walk's operations, in its order) in order of that bound, until
+// the bound passes the k-th best exact score: no image left out could have entered, so
+// the result is the exact walk's, bit for bit. Returns false (the caller walks exactly)
+// when the bound does not separate the images well enough.
+bool Segment::QueryBounded(size_t limit, const Plan& plan, std::vector<Ranked>* out) const {
+  const SegmentKernels k = SegmentKernelsFor(gKernel);
+  const size_t padded = static_cast<size_t>(chunks_) << kChunkBits;
+  if (bound_.size() < padded) {
+    std::vector<uint16_t>().swap(bound_);
+    bound_.resize(padded);
+  }
+  uint16_t* w = bound_.data();
+  const size_t groups = (count_ + kGroup - 1) / kGroup;
+  groupMax_.resize(groups);
+  chunkLists_.resize(chunks_);
+  const uint8_t* bm[kSignatureLength];
+  uint16_t bu[kSignatureLength];
+  for (uint32_t chunk = 0; chunk < chunks_; chunk++) {
+    const uint64_t first = uint64_t{chunk} << kChunkBits;
+    const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(kChunkSlots, count_ - first));
+    ChunkLists& l = chunkLists_[chunk];
+    Resolve(chunk, plan, &l);
+    uint32_t nb = 0;
+    for (int j = 0; j < kSignatureLength; j++) {
+      if (l.bm[j] == nullptr) continue;
+      bm[nb] = l.bm[j];
+      bu[nb++] = plan.units[j];
+    }
+    uint16_t* s = w + first;
+    // The sum does not depend on the order of its terms: all bitmaps in one pass per
+    // block (registers hold 256 images' sums), then each array list in one sweep of the
+    // chunk's 128 KB of sums.
+    for (uint32_t b = 0; b < len; b += kBoundBlock) {
+      const uint32_t n = (std::min(kBoundBlock, len - b) + 255) & ~uint32_t{255};
+      std::fill(s + b, s + b + n, uint16_t{0});
+      if (nb == 0) continue;
+      k.runBound(s + b, n, bm, bu, nb, b >> 3);
+    }
+    // Array lists are short streams the hardware prefetcher barely ramps up on: ask
+    // for the next list's first lines while walking one, and 512 bytes ahead inside it.
+    int next = 0;
+    auto prefetchNext = [&](int after) {
+      for (next = after + 1; next < kSignatureLength && l.bm[next] != nullptr; next++) {
+      }
+      if (next < kSignatureLength)
+        for (const uint16_t* q = l.arr[next]; q < l.end[next] && q < l.arr[next] + 256; q += 32) Prefetch(q);
+    };
+    prefetchNext(-1);
+    for (int j = next; j < kSignatureLength; j = next) {
+      prefetchNext(j);
+      const uint16_t u = plan.units[j];
+      const uint16_t* p = l.arr[j];
+      const uint16_t* e = l.end[j];
+      for (; p + 32 <= e; p += 32) {
+        Prefetch(p + 256);
+        for (int i = 0; i < 32; i++) s[p[i]] += u;
+      }
+      for (; p + 4 <= e; p += 4) {
+        s[p[0]] += u;
+        s[p[1]] += u;
+        s[p[2]] += u;
+        s[p[3]] += u;
+      }
+      for (; p < e; p++) s[*p] += u;
+    }
+    for (uint32_t g = 0; g < len; g += kGroup) groupMax_[(first + g) / kGroup] = k.max256(s + g);
+  }
+  // The first threshold: the limit-th largest group maximum; at least `limit` images reach it.
+  if (groups < limit) return ++gCounts.fewGroups, false;
+  std::vector<uint16_t> maxima(groupMax_.begin(), groupMax_.end());
+  std::nth_element(maxima.begin(), maxima.begin() + (limit - 1), maxima.end(), std::greater<uint16_t>());
+  const uint16_t first = maxima[limit - 1];
+  if (first == 0) return ++gCounts.noMatches, false;
+
+  TopK top(limit);
+  double worst = HUGE_VAL;
+  std::vector<std::pair<double, uint64_t>> candidates;
+  size_t candidatesSeen = 0, scored = 0;
+  // Candidates with from <= Wq < to, scored in order of their lower bound.
+  auto score = [&](uint32_t from, uint32_t to) -> bool {
+    candidates.clear();
+    for (size_t g = 0; g < groups; g++) {
+      if (groupMax_[g] < from) continue;
+      const uint64_t end = std::min<uint64_t>(count_, (g + 1) * kGroup);
+      for (uint64_t slot = g * kGroup; slot < end; slot++) {
+        const uint32_t v = w[slot];
+        if (v < from || v >= to || IsMasked(slot)) continue;
+        const double a = AvglTerm(avglY_[slot], avglI_[slot], avglQ_[slot], plan.avgl);
+        double lb = a - v / kBoundScale - 1e-9 * (1 + std::fabs(a) + 256);
+        if (std::isnan(lb)) lb = -HUGE_VAL;
+        candidates.emplace_back(lb, slot);
+        if (candidates.size() > kMaxCandidates) return ++gCounts.tooManyCandidates, false;
+      }
+    }
+    candidatesSeen += candidates.size();
+    std::sort(candidates.begin(), candidates.end());
+    for (const auto& [lb, slot] : candidates) {
+      if (lb > worst) break;
+      const double s = ScoreOne(slot, plan, chunkLists_[slot >> kChunkBits]);
+      scored++;
+      const double id = ids_[slot];
+      if (!top.WouldAccept(s, id)) continue;
+      top.Push(s, id);
+      worst = top.Full() ? top.WorstScore() : HUGE_VAL;
+    }
+    return true;
+  };
+  if (!score(first, 0x10000)) return false;
+  if (!top.Full()) return ++gCounts.notFull, false;
+  // Every image left has Wq < first. One with Wq < need has a lower bound above the
+  // worst kept score (even with an avgl term of 0), so it cannot enter.
+  const double x = (-worst - 1e-6) * kBoundScale;
+  if (!(x > 0)) return ++gCounts.weakBound, false;
+  const uint32_t need = x >= 65536 ? 65536u : static_cast<uint32_t>(std::floor(x));
+  if (need < first && !score(need, first)) return false;
+  *out = top.Sorted();
+  gCounts.bounded++;
+  gCounts.candidates += candidatesSeen;
+  gCounts.scored += scored;
+  return true;
 }
 
 }  // namespace haarseek

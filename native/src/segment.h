@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "index.h"
+#include "segment_kernels.h"
 
 namespace haarseek {
 
@@ -27,8 +28,18 @@ class SegmentIoError : public std::runtime_error {
   int err;
 };
 
-// The SIMD flavour of the block walk; all give identical results.
-enum class SegmentKernel { kScalar, kAvx2, kAvx512 };
+// How a top-k query over the whole segment is computed; every strategy returns the same
+// results. kAuto: bounded for large segments and small limits, else exact.
+enum class SegmentStrategy { kAuto, kExact, kBounded };
+
+// How whole-segment top-k queries went in this process (benchmarks, tests).
+struct SegmentQueryCounts {
+  uint64_t bounded = 0, exact = 0;
+  // Bounded queries that gave way to the exact walk, by reason.
+  uint64_t fewGroups = 0, noMatches = 0, tooManyCandidates = 0, notFull = 0, weakBound = 0;
+  // Over the bounded queries that completed: candidates found and scored exactly.
+  uint64_t candidates = 0, scored = 0;
+};
 
 class Segment {
  public:
@@ -64,13 +75,24 @@ class Segment {
   std::vector<double> Ids() const;
   // Best first (score, then id ascending), at most q.limit.
   std::vector<Ranked> Query(const QueryArgs& q) const;
-  // Memory of this process's own (the removal mask), not the mapping.
-  size_t PrivateBytes() const { return masked_.capacity() * sizeof(uint64_t); }
+  // Memory of this process's own (the removal mask, query scratch), not the mapping.
+  size_t PrivateBytes() const;
 
   static SegmentKernel Kernel();
   static const char* KernelName(SegmentKernel k);
   // For tests and benchmarks: false when this CPU cannot run the kernel.
   static bool SetKernel(SegmentKernel k);
+  static SegmentStrategy Strategy();
+  static SegmentQueryCounts Counts();
+  // For tests and benchmarks.
+  static void SetStrategy(SegmentStrategy s);
+
+  // The query's lists in one chunk: a bitmap, or a uint16 array [arr, end).
+  struct ChunkLists {
+    const uint8_t* bm[kSignatureLength];
+    const uint16_t* arr[kSignatureLength];
+    const uint16_t* end[kSignatureLength];
+  };
 
  private:
   struct Plan;
@@ -78,7 +100,12 @@ class Segment {
   // Slot of a live image, or -1.
   int64_t SlotOf(double id) const;
   bool IsMasked(uint64_t slot) const { return removed_ != 0 && ((masked_[slot >> 6] >> (slot & 63)) & 1) != 0; }
-  double ScoreOne(uint64_t slot, const Plan& plan) const;
+  void Resolve(uint32_t chunk, const Plan& plan, ChunkLists* out) const;
+  // One image's exact score, the operations of the block walk in the same order.
+  double ScoreOne(uint64_t slot, const Plan& plan, const ChunkLists& lists) const;
+  std::vector<Ranked> QueryExact(size_t limit, const Plan& plan) const;
+  std::vector<Ranked> QueryFiltered(const QueryArgs& q, const Plan& plan) const;
+  bool QueryBounded(size_t limit, const Plan& plan, std::vector<Ranked>* out) const;
 
   const uint8_t* base_ = nullptr;
   size_t fileBytes_ = 0;
@@ -95,6 +122,10 @@ class Segment {
   const uint32_t* dir_ = nullptr;
   std::vector<uint64_t> masked_;
   size_t removed_ = 0;
+  // Scratch of the bounded query, kept between queries.
+  mutable std::vector<uint16_t> bound_;
+  mutable std::vector<uint16_t> groupMax_;
+  mutable std::vector<ChunkLists> chunkLists_;
 };
 
 }  // namespace haarseek

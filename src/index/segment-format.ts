@@ -99,7 +99,10 @@ export const alignUp = (n: number, to = SECTION_ALIGN): number => Math.ceil(n / 
 
 /** CRC-32 (zlib's, as the native reader computes it), continued from `crc`. */
 export const crc32: (data: Uint8Array, crc?: number) => number =
-  typeof zlibCrc32 === 'function' ? (data, crc = 0) => zlibCrc32(data, crc) : tableCrc32;
+  typeof zlibCrc32 === 'function'
+    ? // zlib.crc32 answers 0 for a view of an empty ArrayBuffer whatever crc it continues.
+      (data, crc = 0) => (data.length === 0 ? crc >>> 0 : zlibCrc32(data, crc))
+    : tableCrc32;
 
 let table: Uint32Array | undefined;
 /** For Node versions without zlib.crc32 (before 20.15). */
@@ -272,6 +275,7 @@ export function checkSegmentBody(buffer: Uint8Array, h: SegmentHeader, path: str
     const base = views.chunkUnits[c];
     const size = views.chunkUnits[c + 1] - base;
     const d = c * (SEGMENT_LISTS + 1);
+    const len = Math.min(CHUNK_SLOTS, n - c * CHUNK_SLOTS);
     if (dir[d] !== 0) fail(`bad directory (chunk ${c})`);
     for (let l = 0; l < SEGMENT_LISTS; l++) {
       const s = dir[d + l];
@@ -280,8 +284,14 @@ export function checkSegmentBody(buffer: Uint8Array, h: SegmentHeader, path: str
       const span = e - s;
       if (span >= BITMAP_UNITS) {
         if (span > BITMAP_UNITS + 3 || (base + e - BITMAP_UNITS) % 4 !== 0) fail(`bad bitmap (chunk ${c}, list ${l})`);
-      } else {
+        if (len < CHUNK_SLOTS) {
+          const words = views.words;
+          const at = (base + e - BITMAP_UNITS) >>> 1;
+          for (let k = len; k < CHUNK_SLOTS; k++) if ((words[at + (k >>> 5)] >>> (k & 31)) & 1) fail(`postings beyond the image count (chunk ${c}, list ${l})`);
+        }
+      } else if (span > 0) {
         for (let p = base + s + 1; p < base + e; p++) if (units[p] <= units[p - 1]) fail(`postings not ascending (chunk ${c}, list ${l})`);
+        if (units[base + e - 1] >= len) fail(`postings beyond the image count (chunk ${c}, list ${l})`);
       }
     }
   }

@@ -27,6 +27,8 @@ export interface SegmentWriteOptions {
   seq: number;
   /** The database space, recorded in the header. */
   dbId: number;
+  /** fsync the file and its directory before returning (default true; tests turn it off). */
+  sync?: boolean;
 }
 
 export interface WrittenSegment {
@@ -65,11 +67,21 @@ class Collected {
     }
     this.ids.set(batch.ids.subarray(0, batch.count), this.count);
     this.avgl.set(batch.avgl.subarray(0, batch.count * CHANNELS), this.count * CHANNELS);
-    for (let k = 0; k < batch.count; k++) {
+    for (let k = 0; k < batch.count; ) {
       const at = this.count + k;
       const block = Math.floor(at / BLOCK);
-      if (block === this.coefBlocks.length) this.coefBlocks.push(new Int16Array(BLOCK * SIGNATURE_LENGTH));
-      this.coefBlocks[block].set(batch.coefs.subarray(k * SIGNATURE_LENGTH, (k + 1) * SIGNATURE_LENGTH), (at % BLOCK) * SIGNATURE_LENGTH);
+      const offset = at % BLOCK;
+      const take = Math.min(batch.count - k, BLOCK - offset);
+      if (block === this.coefBlocks.length) this.coefBlocks.push(new Int16Array(Math.min(BLOCK, Math.max(1024, take)) * SIGNATURE_LENGTH));
+      let coefs = this.coefBlocks[block];
+      if ((offset + take) * SIGNATURE_LENGTH > coefs.length) {
+        // The last block grows geometrically: a small space never holds a whole block.
+        const grown = new Int16Array(Math.min(BLOCK, Math.max(offset + take, (coefs.length / SIGNATURE_LENGTH) * 2)) * SIGNATURE_LENGTH);
+        grown.set(coefs.subarray(0, offset * SIGNATURE_LENGTH));
+        this.coefBlocks[block] = coefs = grown;
+      }
+      coefs.set(batch.coefs.subarray(k * SIGNATURE_LENGTH, (k + take) * SIGNATURE_LENGTH), offset * SIGNATURE_LENGTH);
+      k += take;
     }
     this.count = need;
   }
@@ -149,7 +161,7 @@ export function writeSegment(path: string, batches: Iterable<SignatureBatch>, op
   const tmp = temporaryPath(path);
   try {
     const written = writeCollected(tmp, collected, options);
-    commit(tmp, path);
+    commit(tmp, path, options.sync !== false);
     return { ...written, path };
   } catch (err) {
     rmSync(tmp, { force: true });
@@ -161,9 +173,9 @@ function temporaryPath(path: string): string {
   return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
 }
 
-function commit(tmp: string, path: string): void {
+function commit(tmp: string, path: string, sync = true): void {
   renameSync(tmp, path);
-  syncDirectory(dirname(path));
+  if (sync) syncDirectory(dirname(path));
 }
 
 function writeCollected(tmp: string, collected: Collected, options: SegmentWriteOptions): Omit<WrittenSegment, 'path'> {
@@ -189,7 +201,7 @@ function writeCollected(tmp: string, collected: Collected, options: SegmentWrite
     const dir = new Uint32Array(chunks * (SEGMENT_LISTS + 1));
     const counts = new Uint32Array(SEGMENT_LISTS);
     const cursor = new Uint32Array(SEGMENT_LISTS);
-    const lists = new Uint32Array(CHUNK_SLOTS * SIGNATURE_LENGTH);
+    const lists = new Uint32Array(Math.min(CHUNK_SLOTS, n) * SIGNATURE_LENGTH);
     let postingsBytes = 0;
     for (let chunk = 0; chunk < chunks; chunk++) {
       const first = chunk * CHUNK_SLOTS;
@@ -256,7 +268,7 @@ function writeCollected(tmp: string, collected: Collected, options: SegmentWrite
       bodyCrc: out.crc,
     });
     writeSync(fd, header, 0, header.length, 0);
-    fsyncSync(fd);
+    if (options.sync !== false) fsyncSync(fd);
     return { dbId: options.dbId, seq: options.seq, count: n, bytes: layout.fileBytes };
   } finally {
     closeSync(fd);

@@ -1,0 +1,4 @@
+import { tsEngine } from '../../src/engine.ts';
+import { describeSegmentBehaviour } from './segment-cases.ts';
+
+describeSegmentBehaviour('ts', tsEngine);
