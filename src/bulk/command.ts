@@ -6,7 +6,6 @@ import { DEFAULT_DECODE_LIMITS } from '../image/limits.ts';
 import { DEFAULTS } from '../server/config.ts';
 import { BulkError, EXIT } from './errors.ts';
 import type { AddPlan, Recorder } from './add.ts';
-import type { AddSummary } from './outcome.ts';
 import type { Progress } from './progress.ts';
 
 interface AddOptions {
@@ -117,13 +116,12 @@ export function registerQueryCommand(program: Command): void {
 
 async function addCommand(paths: string[], opts: AddOptions): Promise<void> {
   const started = performance.now();
-  const [{ runAdd, Recorder }, { Progress }, { ReportWriter }, { describeAddSummary }] = await Promise.all([
+  const [{ Recorder }, { Progress }, { ReportWriter }, { describeAddSummary }] = await Promise.all([
     import('./add.ts'),
     import('./progress.ts'),
     import('./report.ts'),
     import('./outcome.ts'),
   ]);
-  let summary: AddSummary | null = null;
   try {
     if (paths.length === 0 && !opts.ids) throw new BulkError('name the image files or directories to add (or give --ids FILE.csv listing them)');
     if (opts.key !== undefined && opts.server === undefined) throw new BulkError('--key goes with --server (with --data the writer lock is what is needed)');
@@ -166,7 +164,7 @@ async function addCommand(paths: string[], opts: AddOptions): Promise<void> {
       process.off('SIGTERM', onSignal);
     }
     const stopped = stoppedBy !== null ? messageOf(stoppedBy) : interrupted ? 'interrupted' : null;
-    summary = recorder.tally.summary(opts.space, label, (performance.now() - started) / 1000, stopped, report?.path ?? null);
+    const summary = recorder.tally.summary(opts.space, label, (performance.now() - started) / 1000, stopped, report?.path ?? null);
     await report?.close(summary);
     if (opts.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
     else process.stdout.write(`${describeAddSummary(summary).join('\n')}\n`);

@@ -170,8 +170,10 @@ describe('haarseek add --server (through a running writer)', () => {
   });
 
   it('refuses a wrong or missing key before adding anything', async () => {
-    const wrong = await haarseek(['add', '--space', '1', '--server', base, '--key', 'not-the-key', images]);
+    const report = join(root, 'refused.jsonl');
+    const wrong = await haarseek(['add', '--space', '1', '--server', base, '--key', 'not-the-key', images, '--report', report]);
     expect(wrong.code).toBe(1);
+    expect(existsSync(report)).toBe(false);
     expect(wrong.stderr).toBe(`haarseek: ${base} refused the write key (HTTP 401); give the server's key with --key KEY or HAARSEEK_WRITE_KEY\n`);
     const missing = await haarseek(['add', '--space', '1', '--server', base, images]);
     expect(missing.code).toBe(1);
