@@ -24,6 +24,25 @@ export interface SegmentAddon extends NativeAddon {
   segmentKernel?: () => string;
   /** Forces a flavour (tests, benchmarks); false when this CPU cannot run it. */
   setSegmentKernel?: (kernel: string) => boolean;
+  /** How whole-segment top-k queries run: auto, exact or bounded (all give the same results). */
+  segmentStrategy?: () => string;
+  setSegmentStrategy?: (strategy: 'auto' | 'exact' | 'bounded') => void;
+  /** How whole-segment top-k queries went in this process. */
+  segmentQueryCounts?: () => SegmentQueryCounts;
+}
+
+export interface SegmentQueryCounts {
+  bounded: number;
+  exact: number;
+  /** Bounded queries that gave way to the exact walk, by reason. */
+  fewGroups: number;
+  noMatches: number;
+  tooManyCandidates: number;
+  notFull: number;
+  weakBound: number;
+  /** Over the bounded queries that completed: candidates found, and scored exactly. */
+  candidates: number;
+  scored: number;
 }
 
 const SEGMENT_ABI_VERSION = 1;

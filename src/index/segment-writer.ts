@@ -110,9 +110,20 @@ class Collected {
 const seen = new Int32Array(SEGMENT_LISTS);
 let stamp = 0;
 
-function listOf(channel: number, coef: number): number {
-  return coef > 0 ? channel * 2 * PIXELS + coef : (channel * 2 + 1) * PIXELS - coef;
-}
+/**
+ * LIST_OF[c * 2 * PIXELS + coef + PIXELS] is the list of coefficient coef (+-1..16383)
+ * of channel c, numbered as the in-memory indexes number them; -1 for 0 and out of range.
+ */
+const LIST_OF = (() => {
+  const table = new Int32Array(CHANNELS * 2 * PIXELS).fill(-1);
+  for (let c = 0; c < CHANNELS; c++) {
+    for (let coef = 1; coef < PIXELS; coef++) {
+      table[c * 2 * PIXELS + PIXELS + coef] = c * 2 * PIXELS + coef;
+      table[c * 2 * PIXELS + PIXELS - coef] = (c * 2 + 1) * PIXELS + coef;
+    }
+  }
+  return table;
+})();
 
 /** The range checks of addBatch, plus: a bitmap cannot hold a coefficient twice. */
 function checkSignature(coefs: Int16Array, at: number, id: number): void {
@@ -120,11 +131,14 @@ function checkSignature(coefs: Int16Array, at: number, id: number): void {
     seen.fill(0);
     stamp = 1;
   }
-  for (let c = 0; c < CHANNELS; c++) {
-    for (let k = 0; k < COEFS_PER_CHANNEL; k++) {
-      const coef = coefs[at + c * COEFS_PER_CHANNEL + k];
-      if (coef === 0 || coef >= PIXELS || coef <= -PIXELS) throw new RangeError('signature coefficient out of range (must be +-1..16383)');
-      const list = listOf(c, coef);
+  for (let c = 0, o = at; c < CHANNELS; c++) {
+    const base = c * 2 * PIXELS + PIXELS;
+    for (let k = 0; k < COEFS_PER_CHANNEL; k++, o++) {
+      const coef = coefs[o];
+      // Int16 coefficients lie in -32768..32767: out of +-16383 reads another channel's
+      // row of the table or a -1, and the list must be this channel's.
+      const list = coef > -PIXELS && coef < PIXELS ? LIST_OF[base + coef] : -1;
+      if (list < 0) throw new RangeError('signature coefficient out of range (must be +-1..16383)');
       if (seen[list] === stamp) throw new RangeError(`image ${id}: coefficient ${coef} appears twice in channel ${c}; an index segment cannot hold it`);
       seen[list] = stamp;
     }
@@ -201,6 +215,7 @@ function writeCollected(tmp: string, collected: Collected, options: SegmentWrite
     const dir = new Uint32Array(chunks * (SEGMENT_LISTS + 1));
     const counts = new Uint32Array(SEGMENT_LISTS);
     const cursor = new Uint32Array(SEGMENT_LISTS);
+    const bitmapWord = new Int32Array(SEGMENT_LISTS);
     const lists = new Uint32Array(Math.min(CHUNK_SLOTS, n) * SIGNATURE_LENGTH);
     let postingsBytes = 0;
     for (let chunk = 0; chunk < chunks; chunk++) {
@@ -210,11 +225,12 @@ function writeCollected(tmp: string, collected: Collected, options: SegmentWrite
       // The list of every coefficient of the chunk's images, in slot order.
       for (let local = 0, o = 0; local < len; local++) {
         const src = order[first + local];
-        const coefs = collected.coefBlocks[Math.floor(src / BLOCK)];
-        const at = (src % BLOCK) * SIGNATURE_LENGTH;
+        const coefs = collected.coefBlocks[(src / BLOCK) | 0];
+        let at = (src % BLOCK) * SIGNATURE_LENGTH;
         for (let c = 0; c < CHANNELS; c++) {
-          for (let k = 0; k < COEFS_PER_CHANNEL; k++, o++) {
-            const list = listOf(c, coefs[at + c * COEFS_PER_CHANNEL + k]);
+          const base = c * 2 * PIXELS + PIXELS;
+          for (let k = 0; k < COEFS_PER_CHANNEL; k++, o++, at++) {
+            const list = LIST_OF[base + coefs[at]];
             lists[o] = list;
             counts[list]++;
           }
@@ -226,9 +242,11 @@ function writeCollected(tmp: string, collected: Collected, options: SegmentWrite
         dir[d + l] = units;
         if (counts[l] >= BITMAP_MIN_POSTINGS) {
           units += ((4 - (units % 4)) % 4) + BITMAP_UNITS; // 8-byte aligned bitmap at the end of its span
+          bitmapWord[l] = (units - BITMAP_UNITS) >>> 1;
         } else {
           cursor[l] = units;
           units += counts[l];
+          bitmapWord[l] = -1;
         }
       }
       dir[d + SEGMENT_LISTS] = units;
@@ -236,14 +254,13 @@ function writeCollected(tmp: string, collected: Collected, options: SegmentWrite
       const postings = new Uint16Array(bytes / 2);
       const words = new Uint32Array(postings.buffer);
       for (let local = 0, o = 0; local < len; local++) {
+        const word = local >>> 5;
+        const bit = 1 << (local & 31);
         for (let j = 0; j < SIGNATURE_LENGTH; j++, o++) {
           const l = lists[o];
-          if (counts[l] >= BITMAP_MIN_POSTINGS) {
-            const wordAt = (dir[d + l + 1] - BITMAP_UNITS) >>> 1;
-            words[wordAt + (local >>> 5)] |= 1 << (local & 31);
-          } else {
-            postings[cursor[l]++] = local;
-          }
+          const at = bitmapWord[l];
+          if (at >= 0) words[at + word] |= bit;
+          else postings[cursor[l]++] = local;
         }
       }
       chunkTable[chunk] = BigInt(postingsBytes);

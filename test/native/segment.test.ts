@@ -37,19 +37,19 @@ describeNative('native engine, index segments', () => {
 
     /** Runs `body` under every strategy and every kernel this CPU has. */
     function everyWalk(body: (what: string) => void): void {
-      const a = addon() as SegmentAddon & { setSegmentStrategy(s: string): void };
+      const a = addon();
       const original = a.segmentKernel!();
       try {
         for (const kernel of kernels) {
           if (!a.setSegmentKernel!(kernel)) continue;
           for (const strategy of strategies) {
-            a.setSegmentStrategy(strategy);
+            a.setSegmentStrategy!(strategy as 'auto' | 'exact' | 'bounded');
             body(`${kernel}/${strategy}`);
           }
         }
       } finally {
         a.setSegmentKernel!(original);
-        a.setSegmentStrategy('auto');
+        a.setSegmentStrategy!('auto');
       }
     }
 
@@ -75,7 +75,7 @@ describeNative('native engine, index segments', () => {
           }
         });
       });
-      const counts = (addon() as { segmentQueryCounts(): { bounded: number } }).segmentQueryCounts();
+      const counts = addon().segmentQueryCounts!();
       expect(counts.bounded).toBeGreaterThan(0);
       native.close();
       ts.close();
