@@ -125,11 +125,11 @@ async function main(): Promise<void> {
   }
   const picked = queries.filter((_, i) => i % every === 0);
 
-  interface Cell { n: number; plain1: number; plain10: number; ver1: number; ver10: number; stage1: number }
+  interface Cell { n: number; plain1: number; plain10: number; ver1: number; ver10: number; stage1: number; stage2: number }
   const cells = new Map<string, Cell>();
   const plainMs: number[] = [];
   const verifiedMs: number[] = [];
-  const stageMs = { plain: [] as number[], variants: [] as number[] };
+  const stageMs = { plain: [] as number[], card: [] as number[], variants: [] as number[] };
   const hit = (ids: number[], expected: number, k: number) => ids.slice(0, k).some((id) => group.get(id) === group.get(expected));
   const started = performance.now();
   let done = 0;
@@ -155,13 +155,14 @@ async function main(): Promise<void> {
       if (ranking.results[k].score > ranking.results[k - 1].score) throw new Error(`${q.file}: the verified list is not sorted by its score`);
     }
     const key = `${q.set} ${q.distortion}${q.scored ? '' : ' (not scored)'}`;
-    const c = cells.get(key) ?? { n: 0, plain1: 0, plain10: 0, ver1: 0, ver10: 0, stage1: 0 };
+    const c = cells.get(key) ?? { n: 0, plain1: 0, plain10: 0, ver1: 0, ver10: 0, stage1: 0, stage2: 0 };
     c.n++;
     c.plain1 += +hit(plain, q.expected, 1);
     c.plain10 += +hit(plain, q.expected, 10);
     c.ver1 += +hit(verified, q.expected, 1);
     c.ver10 += +hit(verified, q.expected, 10);
     c.stage1 += +(ranking.stage === 'plain');
+    c.stage2 += +(ranking.stage === 'card');
     cells.set(key, c);
     if (++done % 500 === 0) process.stderr.write(`${done}/${picked.length} queries, ${((performance.now() - started) / done).toFixed(0)} ms each\n`);
   }
@@ -170,13 +171,13 @@ async function main(): Promise<void> {
   const lines = [
     '',
     `recall, lenient by group; ${picked.length} queries (${engine.name} engine${args['no-cascade'] ? ', no cascade' : ''})`,
-    'set   distortion               n   imgseek@1 @10    verified@1 @10   diff@1   stopped after plain',
+    'set   distortion               n   imgseek@1 @10    verified@1 @10   diff@1   stopped after: plain  card',
   ];
   for (const [key, c] of [...cells].sort(([a], [b]) => a.localeCompare(b))) {
     const [set, ...rest] = key.split(' ');
     const diff = (c.ver1 - c.plain1) / c.n;
     lines.push(
-      `${set.padEnd(5)} ${rest.join(' ').padEnd(22)} ${String(c.n).padStart(4)}   ${f(c.plain1, c.n)} ${f(c.plain10, c.n)}    ${f(c.ver1, c.n)} ${f(c.ver10, c.n)}   ${(diff >= 0 ? '+' : '') + diff.toFixed(3)}   ${f(c.stage1, c.n)}`,
+      `${set.padEnd(5)} ${rest.join(' ').padEnd(22)} ${String(c.n).padStart(4)}   ${f(c.plain1, c.n)} ${f(c.plain10, c.n)}    ${f(c.ver1, c.n)} ${f(c.ver10, c.n)}   ${(diff >= 0 ? '+' : '') + diff.toFixed(3)}                 ${f(c.stage1, c.n)} ${f(c.stage2, c.n)}`,
     );
   }
   lines.push(
@@ -184,6 +185,7 @@ async function main(): Promise<void> {
     `median query time, decode included: imgseek ${median(plainMs).toFixed(1)} ms, verified ${median(verifiedMs).toFixed(1)} ms ` +
       `(${(median(verifiedMs) / median(plainMs)).toFixed(2)}x); p90 ${percentile(plainMs, 0.9).toFixed(1)} / ${percentile(verifiedMs, 0.9).toFixed(1)} ms`,
     `verified, by where the cascade stopped: after the plain query ${stageMs.plain.length} queries, median ${median(stageMs.plain).toFixed(1)} ms; ` +
+      `after the rectified card ${stageMs.card.length}, median ${median(stageMs.card).toFixed(1)} ms; ` +
       `after all variants ${stageMs.variants.length}, median ${median(stageMs.variants).toFixed(1)} ms`,
     '',
   );

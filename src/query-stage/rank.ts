@@ -19,7 +19,7 @@ import { decodeQuery, type QueryImage } from './decode-query.ts';
 import { findCard } from './rectify.ts';
 import { checkEvidence, combinedScore, reportedScore } from './score.ts';
 import { thumbnailImage } from './thumbnail.ts';
-import { extraVariants, plainVariant, type VariantKind } from './variants.ts';
+import { cardVariants, geometricVariants, plainVariant, type QueryVariant, type VariantKind } from './variants.ts';
 import { QueryViews, type ViewKind } from './views.ts';
 import type { Quad } from './warp.ts';
 
@@ -78,8 +78,8 @@ export interface VerifiedResult {
 
 export interface VerifiedRanking {
   results: VerifiedResult[];
-  /** Where the cascade stopped: after the plain query, or after all variants. */
-  stage: 'plain' | 'variants';
+  /** Where the cascade stopped: after the plain query, after the rectified card, or after all variants. */
+  stage: 'plain' | 'card' | 'variants';
   /** The variants searched. */
   variants: VariantKind[];
   /** The card's corners in the query's 128x128 pixels, when one was found. */
@@ -124,40 +124,68 @@ export async function rankQuery(query: QueryImage, options: RankOptions): Promis
   const { index, signatures } = options;
   if (limit === 0 || index.size === 0) return { results: [], stage: 'plain', variants: ['plain'] };
   const qopts: QueryOptions = { limit: Math.max(limit, depth), sketch: options.sketch, fast: options.fast, allowed: options.allowed };
+  const cascade = options.cascade !== false;
   const checker = new Checker(query, options.thumbnailOf);
 
+  // 1. The query as sent.
   const plain = plainVariant(query);
-  const plainSig = signatures.signatureFromRgb(plain.rgb);
-  const plainResults: MergedResult[] = index.query(plainSig, qopts).map(([id, raw]) => [id, raw, 0]);
-  if (options.cascade !== false) {
-    const ranked = verify(plainResults, ['plain'], Math.min(PLAIN_WINDOW, depth), checker, false);
-    if (clearlyVerified(ranked, Math.min(PLAIN_WINDOW, depth), checker)) {
-      return { results: ranked.slice(0, limit), stage: 'plain', variants: ['plain'] };
-    }
+  const kinds: VariantKind[] = [plain.kind];
+  let merged: MergedResult[] = index.query(signatures.signatureFromRgb(plain.rgb), qopts).map(([id, raw]) => [id, raw, 0]);
+  if (cascade) {
+    const window = Math.min(PLAIN_WINDOW, depth);
+    const ranked = verify(merged, kinds, window, checker, false);
+    if (clearlyVerified(ranked, window, checker)) return { results: ranked.slice(0, limit), stage: 'plain', variants: [...kinds] };
   }
 
+  /** Searches more variants and merges their results into `merged` (variant numbers follow `kinds`). */
+  const search = async (variants: QueryVariant[]): Promise<void> => {
+    if (variants.length === 0) return;
+    const first = kinds.length;
+    kinds.push(...variants.map((v) => v.kind));
+    const sigs = variants.map((v) => signatures.signatureFromRgb(v.rgb));
+    let found: MergedResult[];
+    if (options.multiQuery) {
+      await yieldToEventLoop();
+      found = options.multiQuery(sigs, qopts);
+    } else {
+      const lists: RankedResult[][] = [];
+      for (const sig of sigs) {
+        await yieldToEventLoop();
+        lists.push(index.query(sig, qopts));
+      }
+      found = mergeBest(lists, qopts.limit);
+    }
+    merged = mergeMerged(merged, found.map(([id, raw, v]): MergedResult => [id, raw, first + v]), qopts.limit);
+    await yieldToEventLoop();
+  };
+
+  // 2. A photographed card: its rectified variants first.
   await yieldToEventLoop();
   const card = findCard(query.rgb, query.aspect);
   checker.views.setCard(card);
-  const variants = [plain, ...extraVariants(query, card)];
-  const sigs = [plainSig, ...variants.slice(1).map((v) => signatures.signatureFromRgb(v.rgb))];
-  let merged: MergedResult[];
-  if (options.multiQuery) {
-    await yieldToEventLoop();
-    merged = options.multiQuery(sigs, qopts);
-  } else {
-    // The plain list is already known; each other variant is one walk of the index.
-    const lists: RankedResult[][] = [plainResults.map(([id, raw]) => [id, raw])];
-    for (const sig of sigs.slice(1)) {
-      await yieldToEventLoop();
-      lists.push(index.query(sig, qopts));
+  if (card) {
+    await search(cardVariants(query, card));
+    if (cascade) {
+      const ranked = verify(merged, kinds, depth, checker, true);
+      if (clearlyVerified(ranked, depth, checker)) return { results: ranked.slice(0, limit), stage: 'card', variants: [...kinds], card: card.quad };
     }
-    merged = mergeBest(lists, qopts.limit);
   }
-  await yieldToEventLoop();
-  const kinds = variants.map((v) => v.kind);
+
+  // 3. Everything else: mirrored, zoomed out, rotated back.
+  await search(geometricVariants(query));
   const ranked = verify(merged, kinds, depth, checker, true);
-  return { results: ranked.slice(0, limit), stage: 'variants', variants: kinds, card: card?.quad };
+  return { results: ranked.slice(0, limit), stage: 'variants', variants: [...kinds], card: card?.quad };
+}
+
+/** mergeBest for two merged lists; on equal raw scores the first list's entry stays. */
+export function mergeMerged(a: readonly MergedResult[], b: readonly MergedResult[], limit: number): MergedResult[] {
+  const best = new Map<number, MergedResult>();
+  for (const r of a) best.set(r[0], r);
+  for (const r of b) {
+    const seen = best.get(r[0]);
+    if (!seen || r[1] < seen[1]) best.set(r[0], r);
+  }
+  return [...best.values()].sort((x, y) => x[1] - y[1] || x[0] - y[0]).slice(0, limit);
 }
 
 function yieldToEventLoop(): Promise<void> {
@@ -194,7 +222,7 @@ function verify(candidates: MergedResult[], kinds: VariantKind[], window: number
 function clearlyVerified(ranked: VerifiedResult[], window: number, checker: Checker): boolean {
   const top = ranked[0];
   if (!top || top.check === undefined) return false;
-  const trimmed = checker.trimmed(top.id, 'plain');
+  const trimmed = checker.trimmed(top.id, top.view ?? 'plain');
   if (!(trimmed >= ACCEPT_NCC)) return false;
   const second = ranked.slice(1, window).reduce((m, r) => Math.max(m, r.combined), Number.NEGATIVE_INFINITY);
   return top.combined - second >= ACCEPT_MARGIN;

@@ -36,28 +36,37 @@ export function plainVariant(query: QueryImage): QueryVariant {
 }
 
 /**
- * Every variant but the plain one: mirrored, zoomed out (padded with the edge colour),
- * rotated back both ways (corners filled with the edge colour), and, when a card was
- * found, the rectified card and the rectified card zoomed out.
+ * The geometric variants: mirrored, zoomed out (padded with the edge colour), and
+ * rotated back both ways (corners filled with the edge colour).
  */
-export function extraVariants(query: QueryImage, card: CardDetection | undefined): QueryVariant[] {
+export function geometricVariants(query: QueryImage): QueryVariant[] {
   const src = query.rgb;
   const side = src.width;
   const edge = edgeColour(src, 2);
   const draw = (zoom: number, degrees: number) => warpRgb(src, trueSimilarity(query, zoom, degrees), side, side, edge).data;
-  const out: QueryVariant[] = [
+  return [
     { kind: 'mirrored', rgb: mirrorRgb(src).data },
     { kind: 'zoomed-out', rgb: draw(ZOOM_OUT, 0) },
     { kind: 'rotated-left', rgb: draw(ROTATE_BACK_ZOOM, -ROTATE_BACK_DEGREES) },
     { kind: 'rotated-right', rgb: draw(ROTATE_BACK_ZOOM, ROTATE_BACK_DEGREES) },
   ];
-  if (card) {
-    out.push({ kind: 'rectified', rgb: rectifyCard(src, card, side, side).data });
-    const z = 1 / ZOOM_OUT;
-    const zoomed = composeAffine(squareToQuad(card.quad), [z, 0, 0.5 - z / 2, 0, z, 0.5 - z / 2]);
-    out.push({ kind: 'rectified-zoomed-out', rgb: warpRgb(src, zoomed, side, side, edge).data });
-  }
-  return out;
+}
+
+/** A found card rectified (its shading divided out), and rectified then zoomed out (table colour around). */
+export function cardVariants(query: QueryImage, card: CardDetection): QueryVariant[] {
+  const src = query.rgb;
+  const side = src.width;
+  const z = 1 / ZOOM_OUT;
+  const zoomed = composeAffine(squareToQuad(card.quad), [z, 0, 0.5 - z / 2, 0, z, 0.5 - z / 2]);
+  return [
+    { kind: 'rectified', rgb: rectifyCard(src, card, side, side).data },
+    { kind: 'rectified-zoomed-out', rgb: warpRgb(src, zoomed, side, side, edgeColour(src, 2)).data },
+  ];
+}
+
+/** Every variant but the plain one (cardVariants only when a card was found). */
+export function extraVariants(query: QueryImage, card: CardDetection | undefined): QueryVariant[] {
+  return [...geometricVariants(query), ...(card ? cardVariants(query, card) : [])];
 }
 
 /**
