@@ -1,6 +1,7 @@
+import type { Ranking } from '../service/context.ts';
+import type { ScoredResult } from '../service/search.ts';
 import type { FastifyInstance } from 'fastify';
 import { MethodNotFoundError, ParamError } from '../errors.ts';
-import type { RankedResult } from '../index/types.ts';
 import type { SearchOptions } from '../service/search.ts';
 import { apiScore } from '../signature/weights.ts';
 import { type DoorContext, parseJsonBody, readHooks, writeHooks } from './context.ts';
@@ -8,16 +9,13 @@ import { imageFromRequest } from './image-body.ts';
 import * as S from './schemas.ts';
 import { VERSION } from './version.ts';
 
-/** The ranking this server answers with; `verified` comes with the query stage. */
-const RANKING = 'imgseek';
-
 interface SearchQuery {
   numres: number;
   sketch: 0 | 1;
   fast: 0 | 1;
   keywords?: string;
   kwJoin: 'and' | 'or';
-  ranking: 'imgseek' | 'verified';
+  ranking?: Ranking;
 }
 interface SpaceRoute {
   Params: { space: number };
@@ -53,7 +51,7 @@ export async function jsonApi(app: FastifyInstance, ctx: DoorContext): Promise<v
     engine: service.engineName,
     pid: process.pid,
     version: VERSION,
-    ranking: RANKING,
+    ranking: service.search.ranking,
     imageUrlTemplate: ctx.config.imageUrlTemplate,
     spaces: spaces(ctx),
     ...ctx.freshness(),
@@ -119,9 +117,9 @@ export async function jsonApi(app: FastifyInstance, ctx: DoorContext): Promise<v
     const started = performance.now();
     const { space } = req.params;
     const options = searchOptions(req.query, req.query.numres);
-    const bytes = imageFromRequest(req);
-    const ranked = await service.search.byImage(space, bytes, options);
-    return searchAnswer(space, ranked, started);
+    const ranking = req.query.ranking ?? service.search.ranking;
+    const results = await service.search.rankImage(space, imageFromRequest(req), { ...options, ranking });
+    return searchAnswer(space, ranking, results, started);
   });
 
   app.get<{ Params: { space: number; id: number }; Querystring: SearchQuery }>('/spaces/:space/images/:id/similar', {
@@ -137,9 +135,11 @@ export async function jsonApi(app: FastifyInstance, ctx: DoorContext): Promise<v
     const started = performance.now();
     const { space, id } = req.params;
     const { numres } = req.query;
-    // One more than asked for, so numres remain once the image itself is left out.
+    // One more than asked for, so numres remain once the image itself is left out. A
+    // stored image is its own exact query: the imgSeek ranking, whatever was asked.
     const ranked = service.search.byId(space, id, searchOptions(req.query, numres + 1));
-    return searchAnswer(space, ranked.filter(([other]) => other !== id).slice(0, numres), started);
+    const results = ranked.filter(([other]) => other !== id).slice(0, numres).map(([other, raw]) => ({ id: other, score: apiScore(raw) }));
+    return searchAnswer(space, 'imgseek', results, started);
   });
 
   app.put<ImageRoute>('/spaces/:space/images/:id', {
@@ -207,18 +207,15 @@ function spaces(ctx: DoorContext): Array<{ id: number; images: number }> {
 }
 
 function searchOptions(q: SearchQuery, limit: number): SearchOptions {
-  if (q.ranking !== RANKING) {
-    throw new ParamError(`the ${q.ranking} ranking is not available on this server yet; use ranking=${RANKING}`);
-  }
   const keywords = q.keywords?.split(',').map((k) => Number(k.trim()));
   return { limit, sketch: q.sketch === 1, fast: q.fast === 1, keywords, keywordsAll: q.kwJoin !== 'or' };
 }
 
-function searchAnswer(space: number, ranked: RankedResult[], started: number) {
+function searchAnswer(space: number, ranking: Ranking, results: ScoredResult[], started: number) {
   return {
     space,
-    ranking: RANKING,
-    results: ranked.map(([id, raw]) => ({ id, score: apiScore(raw) })),
+    ranking,
+    results,
     tookMs: Math.round((performance.now() - started) * 100) / 100,
   };
 }

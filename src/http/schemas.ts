@@ -57,8 +57,7 @@ export function searchQuery(maxResults: number) {
       ranking: {
         type: 'string',
         enum: ['imgseek', 'verified'],
-        default: 'imgseek',
-        description: 'imgseek: imgSeek\'s scores and order. verified: the re-ranked search (answers 400 while this server does not offer it; /api/v1/status names the ranking it offers)',
+        description: 'imgseek: imgSeek\'s scores and order exactly. verified: query variants and a thumbnail check re-rank the candidates (a card photographed on a table finds its card). Default: the server\'s --ranking, which /api/v1/status names',
       },
     },
   } as const;

@@ -1,5 +1,6 @@
 import { ParamError } from '../errors.ts';
 import type { RankedResult } from '../index/types.ts';
+import type { ScoredResult } from '../service/search.ts';
 import type { Service } from '../service/service.ts';
 import { apiScore } from '../signature/weights.ts';
 import type { ParamSpec } from './params.ts';
@@ -54,6 +55,11 @@ function results(list: RankedResult[]): Array<[number, XmlRpcDouble]> {
 }
 
 /** iskdaemon returns numres+1 results: the query image itself usually comes first. */
+/** The same shape for a ranking that reports its own 0..100 score (the server's default ranking). */
+function scored(list: ScoredResult[]): Array<[number, XmlRpcDouble]> {
+  return list.map(({ id, score }) => [id, new XmlRpcDouble(score)]);
+}
+
 function query(service: Service, n: number, sk: boolean, f: boolean) {
   if (n < 1 || n > service.search.maxResults) throw new ParamError(`numres must be between 1 and ${service.search.maxResults}, got ${n}`);
   return { limit: n + 1, sketch: sk, fast: f };
@@ -86,12 +92,12 @@ const entries: Array<[string, MethodDef]> = [
     ({ service }, [db, id, n, sk, f]) => results(service.search.byId(db, id, query(service, n, sk, f))), { legacy: queryImgIdLegacy, onMissing: { image: [] } })],
   ['queryImgBlob', read([dbId, { name: 'data', type: 'blob' }, numres, sketch, fast],
     'queryImgBlob(dbId, data, numres=12, sketch=0, fast=False): the numres+1 stored images most similar to the image bytes given (base64), as [[id, score], ...].',
-    async ({ service }, [db, data, n, sk, f]) => results(await service.search.byImage(db, data, query(service, n, sk, f))))],
+    async ({ service }, [db, data, n, sk, f]) => scored(await service.search.rankImage(db, data, query(service, n, sk, f))))],
   ['queryImgPath', { ...read([dbId, { name: 'path', type: 'string' }, numres, sketch, fast],
     'queryImgPath(dbId, path, numres=12, sketch=0, fast=False): like queryImgBlob for an image file in an allowed directory (admin: it reads server files).',
     async ({ service }, [db, path, n, sk, f]) => {
       service.search.imageCount(db);
-      return results(await service.search.byImage(db, await service.files.readImage(path), query(service, n, sk, f)));
+      return scored(await service.search.rankImage(db, await service.files.readImage(path), query(service, n, sk, f)));
     }), access: 'admin' }],
   ['addImg', admin([dbId, newImageId, { name: 'filename', type: 'string' }, { name: 'fileIsUrl', type: 'bool', default: false }],
     'addImg(dbId, id, filename, fileIsUrl=False): adds (or replaces) image id from a file in an allowed directory; returns 1. URLs are refused: send the bytes with addImgBlob.',

@@ -72,6 +72,7 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
     maxResults: config.maxResults,
     maxSpaces: config.maxSpaces,
     observe: (stage, seconds) => metrics.observeStage(stage, seconds),
+    ranking: config.ranking,
   });
   const startedAt = Date.now();
   const admission = new Admission(config.maxInFlight);

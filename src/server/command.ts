@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import type { Ranking } from '../service/context.ts';
 import type { RunningServer } from './app.ts';
 import { DEFAULTS, type ServerConfig } from './config.ts';
 import { LogRing, createLogger } from './log.ts';
@@ -38,6 +39,15 @@ interface ServeOptions {
   parseWorkers: number;
   imageUrlTemplate?: string;
   iqdbSpace: number;
+  ranking?: Ranking;
+}
+
+function rankingFromEnvironment(): Ranking {
+  const named = process.env.HAARSEEK_RANKING;
+  if (named === undefined || named === '') return DEFAULTS.ranking;
+  if (named === 'verified' || named === 'imgseek') return named;
+  process.stderr.write(`haarseek: HAARSEEK_RANKING must be verified or imgseek, not ${JSON.stringify(named)}\n`);
+  process.exit(2);
 }
 
 /** How often a supervised process tells its supervisor that its event loop turns. */
@@ -67,6 +77,7 @@ export function registerServeCommand(program: Command): void {
     .option('--max-spaces <n>', 'database spaces this server holds at most', parsePositiveInt, DEFAULTS.maxSpaces)
     .option('--parse-workers <n>', 'threads parsing large XML-RPC bodies off the event loop (0: parse inline)', parsePositiveInt, DEFAULTS.parseWorkers)
     .option('--image-url-template <url>', 'where the search page loads an image by id for its thumbnails; {id} is replaced, e.g. https://img.example/{id}.jpg (default: no thumbnails)')
+    .addOption(new Option('--ranking <ranking>', 'how image queries are ranked when a call names none: verified (query variants and a thumbnail check) or imgseek (exactly imgSeek\'s scores and order); default HAARSEEK_RANKING, else verified').choices(['verified', 'imgseek']))
     .option('--iqdb-space <n>', 'database space of the iqdb-compatible routes (POST /images/:id, POST /query, GET /status)', parsePositiveInt, DEFAULTS.iqdbSpace)
     .action(async (opts: ServeOptions) => {
       const port = opts.port ?? (opts.role === 'writer' ? DEFAULTS.writerPort : DEFAULTS.readerBasePort);
@@ -91,6 +102,7 @@ export function registerServeCommand(program: Command): void {
         parseWorkers: opts.parseWorkers,
         imageUrlTemplate: opts.imageUrlTemplate || null,
         iqdbSpace: opts.iqdbSpace,
+        ranking: opts.ranking ?? rankingFromEnvironment(),
       };
       mkdirSync(config.dataDir, { recursive: true });
       config.writeKey = resolveWriteKey(config.dataDir, opts.writeKey ?? process.env.HAARSEEK_WRITE_KEY).key;

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DEFAULT_DECODE_LIMITS } from '../image/limits.ts';
+import type { Ranking } from '../service/context.ts';
 
 export interface ServerConfig {
   role: 'writer' | 'reader';
@@ -31,6 +32,8 @@ export interface ServerConfig {
   imageUrlTemplate: string | null;
   /** The database space the iqdb-compatible routes (/images/:id, /query, /status) work on. */
   iqdbSpace: number;
+  /** How image queries are ranked when a call names no ranking. */
+  ranking: Ranking;
 }
 
 export const DEFAULTS = {
@@ -51,6 +54,7 @@ export const DEFAULTS = {
   maxSpaces: 1000,
   parseWorkers: 1,
   iqdbSpace: 1,
+  ranking: 'verified' as Ranking,
 };
 
 export function databasePath(dataDir: string): string {

@@ -26,10 +26,20 @@ export interface ServiceOptions {
   maxSpaces: number;
   /** Told how long each stage of a query or add took (metrics). */
   observe?: (stage: Stage, seconds: number) => void;
+  /** The ranking of image queries when a call names none. */
+  ranking: Ranking;
 }
 
+/**
+ * How image queries are ranked. imgseek: exactly imgSeek's scores and order. verified:
+ * query variants (mirrored, zoomed out, rotated back, a rectified card) and a check of
+ * the best candidates against their stored thumbnails (src/query-stage).
+ */
+export type Ranking = 'verified' | 'imgseek';
+export const RANKINGS: readonly Ranking[] = ['verified', 'imgseek'];
+
 /** The stages of a query or add that are timed. */
-export type Stage = 'decode' | 'signature' | 'index';
+export type Stage = 'decode' | 'signature' | 'index' | 'verify';
 
 /** What the service's parts share: the options, the counters and the lookups that throw. */
 export class ServiceContext {

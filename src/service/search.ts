@@ -2,7 +2,10 @@ import { ParamError, UnknownImageError } from '../errors.ts';
 import { avglScore, rawScore } from '../index/scoring.ts';
 import type { RankedResult } from '../index/types.ts';
 import type { Signature } from '../signature/types.ts';
-import type { ServiceContext } from './context.ts';
+import type { StoreQueries } from '../store/queries.ts';
+import { rankVerified } from '../query-stage/rank.ts';
+import { apiScore } from '../signature/weights.ts';
+import type { Ranking, ServiceContext } from './context.ts';
 import type { ImageSignature, SignatureMaker } from './signatures.ts';
 
 export interface SearchOptions {
@@ -13,6 +16,24 @@ export interface SearchOptions {
   /** Only images having all (keywordsAll) or any of these keywords. */
   keywords?: number[];
   keywordsAll?: boolean;
+}
+
+/**
+ * A stored thumbnail for the check, or none: a reader that cannot read the file right
+ * now (locked, answering from its last snapshot) ranks without the check rather than fail.
+ */
+function thumbnailOrNone(queries: StoreQueries, dbId: number, imageId: number): Uint8Array | undefined {
+  try {
+    return queries.thumbnail(dbId, imageId);
+  } catch {
+    return undefined;
+  }
+}
+
+/** One result in the score its ranking reports (0..100, higher is closer). */
+export interface ScoredResult {
+  id: number;
+  score: number;
 }
 
 export interface ImageInfo {
@@ -40,14 +61,43 @@ export class SearchService {
     return this.bySignature(dbId, sig, options);
   }
 
+  /**
+   * An image query in the ranking asked for (the server's default when none): results
+   * sorted by the score reported. imgseek: iskdaemon's 0..100 of imgSeek's raw score.
+   * verified: src/query-stage/score.ts's 0..100.
+   */
+  async rankImage(dbId: number, bytes: Uint8Array, options: SearchOptions & { ranking?: Ranking }): Promise<ScoredResult[]> {
+    const ranking = options.ranking ?? this.ctx.o.ranking;
+    if (ranking === 'imgseek') return (await this.byImage(dbId, bytes, options)).map(([id, raw]) => ({ id, score: apiScore(raw) }));
+    this.checkLimit(options.limit);
+    const index = this.ctx.index(dbId);
+    const allowed = this.allowedFor(dbId, options);
+    if (allowed?.size === 0) return [];
+    const queries = this.ctx.o.queries();
+    const started = performance.now();
+    const ranked = await this.signatures.limited(() =>
+      rankVerified({
+        index,
+        signatures: this.ctx.o.engine.signatures,
+        limit: options.limit,
+        thumbnailOf: (id) => thumbnailOrNone(queries, dbId, id),
+        sketch: options.sketch,
+        fast: options.fast,
+        allowed,
+        bytes,
+        decodeLimits: this.ctx.o.decodeLimits,
+      }),
+    );
+    this.ctx.o.observe?.('verify', (performance.now() - started) / 1000);
+    this.ctx.stats.of(dbId).countQuery();
+    return ranked.results.map((r) => ({ id: r.id, score: r.score }));
+  }
+
   bySignature(dbId: number, sig: Signature, options: SearchOptions): RankedResult[] {
     this.checkLimit(options.limit);
     const index = this.ctx.index(dbId);
-    let allowed: ReadonlySet<number> | undefined;
-    if (options.keywords && options.keywords.length > 0) {
-      allowed = new Set(this.ctx.o.queries().imagesWithKeywords(dbId, options.keywords, options.keywordsAll ?? true, Number.MAX_SAFE_INTEGER));
-      if (allowed.size === 0) return [];
-    }
+    const allowed = this.allowedFor(dbId, options);
+    if (allowed?.size === 0) return [];
     const ranked = this.ctx.timed('index', () => index.query(sig, { limit: options.limit, sketch: options.sketch, fast: options.fast, allowed }));
     this.ctx.stats.of(dbId).countQuery();
     return ranked;
@@ -61,6 +111,17 @@ export class SearchService {
   /** The stored signature of an image. */
   signature(dbId: number, imageId: number): Signature {
     return this.ctx.storedImage(dbId, imageId).sig;
+  }
+
+  /** The images a keyword filter leaves (undefined: no filter). */
+  private allowedFor(dbId: number, options: SearchOptions): ReadonlySet<number> | undefined {
+    if (!options.keywords || options.keywords.length === 0) return undefined;
+    return new Set(this.ctx.o.queries().imagesWithKeywords(dbId, options.keywords, options.keywordsAll ?? true, Number.MAX_SAFE_INTEGER));
+  }
+
+  /** The default ranking of image queries. */
+  get ranking(): Ranking {
+    return this.ctx.o.ranking;
   }
 
   imagesWithKeywords(dbId: number, keywords: number[], all: boolean, limit: number): number[] {

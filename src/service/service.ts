@@ -5,7 +5,7 @@ import { SignatureMaker } from './signatures.ts';
 import type { SpaceStats } from './space-stats.ts';
 import { WriteService } from './writes.ts';
 
-export type { ServiceOptions } from './context.ts';
+export { RANKINGS, type Ranking, type ServiceOptions } from './context.ts';
 
 /**
  * The application: what every door (XML-RPC, JSON, iqdb routes, the search page) calls.

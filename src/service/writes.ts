@@ -38,16 +38,16 @@ export class WriteService {
   async addImage(dbId: number, imageId: number, bytes: Uint8Array): Promise<AddedImage> {
     const store = this.ctx.store();
     this.checkRoomFor(dbId);
-    const { sig, width, height } = await this.signatures.of(bytes);
+    const { sig, width, height, thumb } = await this.signatures.of(bytes);
     this.checkRoomFor(dbId);
-    store.putImage(dbId, imageId, width, height, sig);
+    store.putImage(dbId, imageId, width, height, sig, thumb);
     this.ctx.o.catalog.ensure(dbId).add(imageId, sig);
     this.ctx.stats.of(dbId).countAdd(imageId);
     return { id: imageId, width, height };
   }
 
   /** Adds decoded images in one transaction (bulk paths); returns how many were stored. */
-  addSignatures(dbId: number, images: Array<{ imageId: number; width: number; height: number; sig: Signature }>): number {
+  addSignatures(dbId: number, images: Array<{ imageId: number; width: number; height: number; sig: Signature; thumb?: Uint8Array }>): number {
     const store = this.ctx.store();
     this.checkRoomFor(dbId);
     const added = store.putImages(dbId, images);

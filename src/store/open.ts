@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { FileError } from '../errors.ts';
-import { checkSchema, createSchema } from './schema.ts';
+import { checkSchema, createSchema, upgradeSchema } from './schema.ts';
 
 /**
  * Rollback-journal mode, not WAL: every commit rewrites the main file's header, whose
@@ -17,7 +17,9 @@ export function openWritable(path: string): Database.Database {
     db.pragma('synchronous = FULL');
     // Readers hold shared locks while they refresh; a commit waits for them.
     db.pragma('busy_timeout = 30000');
-    if (checkSchema(db, path) === 'empty') createSchema(db);
+    const state = checkSchema(db, path);
+    if (state === 'empty') createSchema(db);
+    if (state === 'old') upgradeSchema(db);
     return db;
   } catch (err) {
     db.close();

@@ -15,6 +15,8 @@ export interface StoredImage {
 /** Read-only queries, shared by the writer's and the readers' connections. */
 export class StoreQueries {
   private readonly stmts;
+  /** Prepared on first use: a schema-1 file has no thumb column. */
+  private thumbStmt: Database.Statement | undefined;
 
   constructor(protected readonly db: Database.Database) {
     this.stmts = {
@@ -44,6 +46,17 @@ export class StoreQueries {
   image(dbId: number, imageId: number): StoredImage | undefined {
     const row = this.stmts.image.get(dbId, imageId) as RawImageRow | undefined;
     return row && { width: row[1], height: row[2], sig: signatureOfRow(row) };
+  }
+
+  /** The image's stored thumbnail, or undefined (imported images, or a schema-1 file). */
+  thumbnail(dbId: number, imageId: number): Uint8Array | undefined {
+    try {
+      this.thumbStmt ??= this.db.prepare('SELECT thumb FROM images WHERE db_id = ? AND image_id = ?').pluck();
+    } catch {
+      return undefined;
+    }
+    const thumb = this.thumbStmt.get(dbId, imageId);
+    return thumb instanceof Uint8Array ? thumb : undefined;
   }
 
   keywordsOf(dbId: number, imageId: number): number[] {

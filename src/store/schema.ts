@@ -3,7 +3,7 @@ import { FileError } from '../errors.ts';
 
 /** 'HSK1' — marks a SQLite file as haarseek's so a foreign file is refused, not altered. */
 export const APPLICATION_ID = 0x48534b31;
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 
 const DDL = `
@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS images (
   avgl_i REAL NOT NULL,
   avgl_q REAL NOT NULL,
   sig BLOB NOT NULL,
+  thumb BLOB,
   PRIMARY KEY (db_id, image_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS keywords (
@@ -39,8 +40,11 @@ CREATE TABLE IF NOT EXISTS changes (
 );
 `;
 
-/** Refuses files that are not haarseek databases of a version this code knows. */
-export function checkSchema(db: Database.Database, path: string): 'empty' | 'ok' {
+/**
+ * Refuses files that are not haarseek databases of a version this code knows. 'old':
+ * version 1 (no thumbnails), which the writer upgrades and readers can read.
+ */
+export function checkSchema(db: Database.Database, path: string): 'empty' | 'ok' | 'old' {
   const appId = db.pragma('application_id', { simple: true }) as number;
   const version = db.pragma('user_version', { simple: true }) as number;
   if (appId === 0 && version === 0) {
@@ -52,8 +56,17 @@ export function checkSchema(db: Database.Database, path: string): 'empty' | 'ok'
   if (version > SCHEMA_VERSION) {
     throw new FileError(`${path} has haarseek schema version ${version}; this haarseek reads up to version ${SCHEMA_VERSION}: upgrade haarseek`);
   }
+  if (version === 1) return 'old';
   if (version < SCHEMA_VERSION) throw new FileError(`${path} has an unknown older haarseek schema version ${version}`);
   return 'ok';
+}
+
+/** Version 1 -> 2: a thumbnail column (NULL for the images stored before it). */
+export function upgradeSchema(db: Database.Database): void {
+  db.transaction(() => {
+    db.exec('ALTER TABLE images ADD COLUMN thumb BLOB');
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  })();
 }
 
 export function createSchema(db: Database.Database): void {

@@ -14,6 +14,9 @@ const TRIM_EVERY = 1_000;
  * The writer's view of the database. Every method is one transaction, committed (and
  * fsynced: synchronous=FULL) before it returns, so an acknowledged write survives kill -9.
  */
+/** Every column of images but the thumbnail, in table order. */
+const IMAGE_COLUMNS = 'db_id, image_id, width, height, avgl_y, avgl_i, avgl_q, sig';
+
 export class WriterStore extends StoreQueries {
   private writesSinceTrim = 0;
   private readonly w;
@@ -23,7 +26,7 @@ export class WriterStore extends StoreQueries {
     this.w = {
       createSpace: db.prepare('INSERT OR IGNORE INTO spaces (db_id, created_at) VALUES (?, ?)'),
       putImage: db.prepare(
-        'INSERT OR REPLACE INTO images (db_id, image_id, width, height, avgl_y, avgl_i, avgl_q, sig) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT OR REPLACE INTO images (db_id, image_id, width, height, avgl_y, avgl_i, avgl_q, sig, thumb) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       deleteImage: db.prepare('DELETE FROM images WHERE db_id = ? AND image_id = ?'),
       deleteImageKeywords: db.prepare('DELETE FROM keywords WHERE db_id = ? AND image_id = ?'),
@@ -66,21 +69,21 @@ export class WriterStore extends StoreQueries {
   }
 
   /** Stores (or replaces) an image; creates its space when missing, as iskdaemon did. */
-  putImage(dbId: number, imageId: number, width: number, height: number, sig: Signature): void {
+  putImage(dbId: number, imageId: number, width: number, height: number, sig: Signature, thumb?: Uint8Array): void {
     this.write(() => {
       if (this.w.createSpace.run(dbId, Date.now()).changes > 0) this.w.logSpace.run(dbId);
-      this.w.putImage.run(dbId, imageId, width, height, sig.avgl[0], sig.avgl[1], sig.avgl[2], encodeCoefs(sig.coefs));
+      this.w.putImage.run(dbId, imageId, width, height, sig.avgl[0], sig.avgl[1], sig.avgl[2], encodeCoefs(sig.coefs), thumb ?? null);
       this.w.logImage.run(dbId, imageId);
     });
   }
 
   /** Many images in one transaction (bulk import); returns how many were stored. */
-  putImages(dbId: number, images: Array<{ imageId: number; width: number; height: number; sig: Signature }>): number {
+  putImages(dbId: number, images: Array<{ imageId: number; width: number; height: number; sig: Signature; thumb?: Uint8Array }>): number {
     return this.write(() => {
       if (this.w.createSpace.run(dbId, Date.now()).changes > 0) this.w.logSpace.run(dbId);
       for (const im of images) {
         const { avgl, coefs } = im.sig;
-        this.w.putImage.run(dbId, im.imageId, im.width, im.height, avgl[0], avgl[1], avgl[2], encodeCoefs(coefs));
+        this.w.putImage.run(dbId, im.imageId, im.width, im.height, avgl[0], avgl[1], avgl[2], encodeCoefs(coefs), im.thumb ?? null);
         this.w.logImage.run(dbId, im.imageId);
       }
       return images.length;
@@ -168,6 +171,8 @@ export class WriterStore extends StoreQueries {
     }
     this.db.prepare('ATTACH DATABASE ? AS import').run(path);
     try {
+      // A file saved before thumbnails existed (schema 1) has no thumb column.
+      const thumbOf = (this.db.prepare("SELECT count(*) FROM pragma_table_info('images', 'import') WHERE name = 'thumb'").pluck().get() as number) > 0 ? 'thumb' : 'NULL';
       // A damaged signature would make every later index load of this database fail.
       const damaged = this.db
         .prepare(`SELECT count(*) FROM import.images WHERE (? IS NULL OR db_id = ?) AND (typeof(sig) != 'blob' OR length(sig) != ${SIGNATURE_LENGTH * 2})`)
@@ -179,7 +184,7 @@ export class WriterStore extends StoreQueries {
           const touched = new Set([...this.spaceIds(), ...sourceSpaces]);
           this.db.exec('DELETE FROM main.images; DELETE FROM main.keywords; DELETE FROM main.spaces;');
           this.db.exec('INSERT INTO main.spaces SELECT * FROM import.spaces');
-          const n = this.db.prepare('INSERT INTO main.images SELECT * FROM import.images').run().changes;
+          const n = this.db.prepare(`INSERT INTO main.images (${IMAGE_COLUMNS}, thumb) SELECT ${IMAGE_COLUMNS}, ${thumbOf} FROM import.images`).run().changes;
           this.db.exec('INSERT INTO main.keywords SELECT * FROM import.keywords');
           for (const dbId of touched) this.w.logSpace.run(dbId);
           return n;
@@ -188,7 +193,7 @@ export class WriterStore extends StoreQueries {
         this.w.deleteSpaceKeywords.run(target);
         this.w.createSpace.run(target, Date.now());
         const n = this.db
-          .prepare('INSERT INTO main.images SELECT ?, image_id, width, height, avgl_y, avgl_i, avgl_q, sig FROM import.images WHERE db_id = ?')
+          .prepare(`INSERT INTO main.images (${IMAGE_COLUMNS}, thumb) SELECT ?, image_id, width, height, avgl_y, avgl_i, avgl_q, sig, ${thumbOf} FROM import.images WHERE db_id = ?`)
           .run(target, from).changes;
         this.db.prepare('INSERT INTO main.keywords SELECT ?, image_id, keyword FROM import.keywords WHERE db_id = ?').run(target, from);
         this.w.logSpace.run(target);

@@ -85,7 +85,12 @@ describe('JSON API through a reader', () => {
   });
 
   it('searches with raw bytes and with a multipart file part: numres results, best first, iskdaemon scores', async () => {
-    const raw = await call('/api/v1/spaces/3/search?numres=3', { method: 'POST', body: original(4), headers: jpeg, key: null });
+    // The server's default ranking is the verified one; ranking=imgseek gives imgSeek's own scores.
+    const verified = await call('/api/v1/spaces/3/search?numres=3', { method: 'POST', body: original(4), headers: jpeg, key: null });
+    expect(verified.status, JSON.stringify(verified.body)).toBe(200);
+    expect(verified.body.ranking).toBe('verified');
+    expect(verified.body.results[0].id).toBe(4);
+    const raw = await call('/api/v1/spaces/3/search?numres=3&ranking=imgseek', { method: 'POST', body: original(4), headers: jpeg, key: null });
     expect(raw.status, JSON.stringify(raw.body)).toBe(200);
     expect(raw.body.space).toBe(3);
     expect(raw.body.ranking).toBe('imgseek');
@@ -99,7 +104,7 @@ describe('JSON API through a reader', () => {
     const form = new FormData();
     form.append('note', 'fields beside the file are ignored');
     form.append('file', new Blob([new Uint8Array(original(4))]), 'q.jpg');
-    const multipart = await call('/api/v1/spaces/3/search?numres=3', { method: 'POST', body: form, key: null });
+    const multipart = await call('/api/v1/spaces/3/search?numres=3&ranking=imgseek', { method: 'POST', body: form, key: null });
     expect(multipart.status).toBe(200);
     expect(multipart.body.results).toEqual(raw.body.results);
 
@@ -156,7 +161,7 @@ describe('JSON API through a reader', () => {
       engine: expect.stringMatching(/^(native|ts)$/),
       pid: reader.child.pid,
       version: VERSION,
-      ranking: 'imgseek',
+      ranking: 'verified',
       imageUrlTemplate: TEMPLATE,
       spaces: [{ id: 3, images: 7 }],
       stale: false,
@@ -220,7 +225,7 @@ describe('JSON API: bad input', () => {
       expectError(answer, 400, 'invalidParams');
     }
     expect((await search('numres=abc')).body.error.message).toMatch(/numres/);
-    expectError(await search('ranking=verified'), 400, 'invalidParams');
+    expectError(await search('ranking=VERIFIED'), 400, 'invalidParams');
     for (const path of ['/api/v1/spaces/3/images/0', '/api/v1/spaces/3/images/-1', '/api/v1/spaces/3/images/abc', '/api/v1/spaces/3/images/1e3', `/api/v1/spaces/3/images/${2n ** 53n + 1n}`, '/api/v1/spaces/x/images/1', '/api/v1/spaces/-3/images/1']) {
       expectError(await call(path, { key: null }), 400, 'invalidParams');
     }
