@@ -11,6 +11,8 @@ export interface AddPlan {
   ids: IdSource;
   /** Store over ids the space already holds, instead of skipping them. */
   replace: boolean;
+  /** Only give images the space already holds their thumbnails (databases from before them, or imported). */
+  thumbnailsOnly?: boolean;
 }
 
 /** Where `haarseek add` puts images: a data directory, or a running server. */
@@ -75,7 +77,11 @@ export async function runAdd(plan: AddPlan, target: AddTarget, recorder: Recorde
     for (const c of chunk) {
       if (halted()) return;
       const replacing = present.has(c.id);
-      if (replacing && !plan.replace) {
+      if (plan.thumbnailsOnly && !replacing) {
+        settle({ outcome: 'skipped', path: c.path, id: c.id, reason: 'absent', message: `space ${plan.space} does not hold id ${c.id}` });
+        continue;
+      }
+      if (replacing && !plan.replace && !plan.thumbnailsOnly) {
         settle({ outcome: 'skipped', path: c.path, id: c.id, reason: 'present', message: `space ${plan.space} already holds id ${c.id}` });
         continue;
       }

@@ -17,6 +17,7 @@ interface AddOptions {
   startId?: number;
   jobs: number;
   replace?: boolean;
+  thumbnailsOnly?: boolean;
   report?: string;
   maxBytes: number;
   json?: boolean;
@@ -70,6 +71,7 @@ export function registerAddCommand(program: Command): void {
         .default(availableParallelism(), 'the number of cores'),
     )
     .option('--replace', 'replace images whose ids the space already holds (default: skip them)')
+    .option('--thumbnails-only', 'store only the thumbnails the verified ranking checks with, for images the space already holds (a database from before them, or imported from iskdaemon/iqdb); --data only')
     .option('--report <file>', 'write every file\'s outcome to FILE: CSV when it ends in .csv, JSON lines otherwise')
     .addOption(
       new Option('--max-bytes <n>', 'files larger than this many bytes fail as too large')
@@ -128,7 +130,8 @@ async function addCommand(paths: string[], opts: AddOptions): Promise<void> {
     for (const p of paths) await assertExists(p);
     if (opts.ids) await assertExists(opts.ids);
     const ids = opts.ids ? { kind: 'csv' as const, file: resolve(opts.ids) } : opts.startId !== undefined ? { kind: 'sequential' as const, start: opts.startId } : { kind: 'names' as const };
-    const plan = { space: opts.space, paths, ids, replace: opts.replace === true };
+    if (opts.thumbnailsOnly && opts.server !== undefined) throw new BulkError('--thumbnails-only works on a data directory (--data), with no writer running');
+    const plan = { space: opts.space, paths, ids, replace: opts.replace === true, thumbnailsOnly: opts.thumbnailsOnly === true };
 
     // A first Ctrl-C stops taking new files and lets those in flight finish (and commit);
     // a second one exits at once. The handler stays registered until the end: the writer
@@ -188,7 +191,7 @@ async function addToDataDir(opts: AddOptions, plan: AddPlan, recorder: Recorder,
   return withWriterLock(dataDir, through, async (dbPath, lost) => {
     const engine = loadEngine();
     const pool = new DecodePool(opts.jobs, engine.name, { ...DEFAULT_DECODE_LIMITS, maxInputBytes: opts.maxBytes });
-    const target = new DataDirTarget(dbPath, opts.space, pool, opts.jobs, recorder.settle, lost);
+    const target = new DataDirTarget(dbPath, opts.space, pool, opts.jobs, recorder.settle, lost, undefined, plan.thumbnailsOnly);
     try {
       const either = AbortSignal.any([stop, lost]);
       const { stoppedBy } = await runAdd(plan, target, recorder, either);

@@ -14,6 +14,7 @@ interface Staged {
   width: number;
   height: number;
   sig: Signature;
+  thumb: Uint8Array;
   replacing: boolean;
 }
 
@@ -40,6 +41,7 @@ export class DataDirTarget implements AddTarget {
     private readonly settle: Settle,
     private readonly lost: AbortSignal,
     private readonly batch = { images: 500, ms: 1000 },
+    private readonly thumbnailsOnly = false,
   ) {
     this.label = `data ${dbPath.replace(/\/haarseek\.db$/, '')}`;
     this.concurrency = jobs * 2;
@@ -65,7 +67,7 @@ export class DataDirTarget implements AddTarget {
       return;
     }
     if (this.staged.length === 0) this.firstStagedAt = performance.now();
-    this.staged.push({ path, imageId: id, width: decoded.width, height: decoded.height, sig: decoded.sig, replacing });
+    this.staged.push({ path, imageId: id, width: decoded.width, height: decoded.height, sig: decoded.sig, thumb: decoded.thumb, replacing });
     if (this.staged.length >= this.batch.images || performance.now() - this.firstStagedAt >= this.batch.ms) this.flush();
   }
 
@@ -74,7 +76,8 @@ export class DataDirTarget implements AddTarget {
     if (this.lost.aborted) throw this.lost.reason;
     const staged = this.staged;
     this.staged = [];
-    this.store.putImages(this.space, staged);
+    if (this.thumbnailsOnly) this.store.setThumbnails(this.space, staged);
+    else this.store.putImages(this.space, staged);
     for (const s of staged) this.settle({ outcome: 'added', path: s.path, id: s.imageId, replaced: s.replacing });
   }
 

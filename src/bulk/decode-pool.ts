@@ -8,10 +8,10 @@ export interface DecodeJob {
 }
 
 export type DecodeAnswer =
-  | { ok: true; width: number; height: number; coefs: Int32Array; avgl: Float64Array }
+  | { ok: true; width: number; height: number; coefs: Int32Array; avgl: Float64Array; thumb: Uint8Array }
   | { ok: false; reason: 'unreadable' | 'too-large' | 'undecodable'; message: string };
 
-export type Decoded = { ok: true; width: number; height: number; sig: Signature } | Extract<DecodeAnswer, { ok: false }>;
+export type Decoded = { ok: true; width: number; height: number; sig: Signature; thumb: Uint8Array } | Extract<DecodeAnswer, { ok: false }>;
 
 interface Pending {
   job: DecodeJob;
@@ -67,7 +67,7 @@ export class DecodePool {
       const pending = slot.pending;
       if (!pending || pending.job.seq !== msg.seq) return;
       slot.pending = null;
-      if (msg.ok) pending.resolve({ ok: true, width: msg.width, height: msg.height, sig: { coefs: msg.coefs, avgl: msg.avgl } });
+      if (msg.ok) pending.resolve({ ok: true, width: msg.width, height: msg.height, sig: { coefs: msg.coefs, avgl: msg.avgl }, thumb: msg.thumb });
       else pending.resolve({ ok: false, reason: msg.reason, message: msg.message });
       this.pump();
     });

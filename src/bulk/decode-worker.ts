@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { nativeEngine, tsEngine } from '../engine.ts';
 import { ImageError } from '../errors.ts';
 import { type DecodeLimits, decodeToRgb128 } from '../image/decode.ts';
+import { thumbnailOf } from '../query-stage/thumbnail.ts';
 import type { DecodeAnswer, DecodeJob } from './decode-pool.ts';
 
 const { engine: engineName, limits } = workerData as { engine: 'ts' | 'native'; limits: DecodeLimits };
@@ -33,7 +34,7 @@ async function decodeFile(path: string): Promise<DecodeAnswer> {
   try {
     const decoded = await decodeToRgb128(bytes, limits);
     const sig = engine.signatures.signatureFromRgb(decoded.rgb);
-    return { ok: true, width: decoded.width, height: decoded.height, coefs: sig.coefs, avgl: sig.avgl };
+    return { ok: true, width: decoded.width, height: decoded.height, coefs: sig.coefs, avgl: sig.avgl, thumb: thumbnailOf(decoded.rgb) };
   } catch (err) {
     if (err instanceof ImageError) {
       return { ok: false, reason: err.kind === 'too-large' || err.kind === 'too-many-pixels' ? 'too-large' : 'undecodable', message: err.message };

@@ -7,6 +7,7 @@
 export const SKIP_REASONS = {
   present: 'the space already holds its id; --replace replaces it',
   'not-image': 'not an image by its extension (met in a directory walk)',
+  absent: 'with --thumbnails-only: the space does not hold its id (add it first)',
 } as const;
 
 /** Why a file could not be added. */

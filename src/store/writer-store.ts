@@ -90,6 +90,15 @@ export class WriterStore extends StoreQueries {
     });
   }
 
+  /**
+   * Gives stored images their thumbnails (from their image files): no change-log row, as
+   * readers read thumbnails from the file when they check a query, not into the index.
+   */
+  setThumbnails(dbId: number, images: Array<{ imageId: number; thumb: Uint8Array }>): number {
+    const update = this.db.prepare('UPDATE images SET thumb = ? WHERE db_id = ? AND image_id = ?');
+    return this.write(() => images.reduce((n, im) => n + update.run(im.thumb, dbId, im.imageId).changes, 0));
+  }
+
   removeImage(dbId: number, imageId: number): boolean {
     return this.write(() => {
       const removed = this.w.deleteImage.run(dbId, imageId).changes > 0;
