@@ -10,7 +10,8 @@
  *   npx tsx scripts/bench-cards.ts [--engine ts|native] [--every N] [--no-cascade]
  *                                  [--distractors N] [--corpus DIR]
  *
- * `--every N` keeps one query in N (quick runs). `--distractors N` adds N synthetic
+ * `--every N` keeps one query in N (quick runs); `--failures` lists the scored queries
+ * the verified ranking gets wrong at rank 1. `--distractors N` adds N synthetic
  * signatures (scripts/lib/variant-signatures.ts: crops, flips, recolourings, mixes and
  * perturbations of the dev photos), without thumbnails, so query times are those of an
  * N-image index (1,000,000 for the issue's figure). The engine defaults to native when
@@ -37,6 +38,7 @@ const { values: args } = parseArgs({
     every: { type: 'string', default: '1' },
     'no-cascade': { type: 'boolean', default: false },
     distractors: { type: 'string', default: '0' },
+    failures: { type: 'boolean', default: false },
     corpus: { type: 'string', default: process.env.HAARSEEK_CORPUS ?? join(import.meta.dirname, '../../shared/corpus') },
   },
 });
@@ -153,6 +155,11 @@ async function main(): Promise<void> {
     const verified = ranking.results.map((r) => r.id);
     for (let k = 1; k < ranking.results.length; k++) {
       if (ranking.results[k].score > ranking.results[k - 1].score) throw new Error(`${q.file}: the verified list is not sorted by its score`);
+    }
+    if (args.failures && q.scored && !hit(verified, q.expected, 1)) {
+      const show = ranking.results.slice(0, 3).map((r) => `${r.id} ${r.score.toFixed(1)} (raw ${r.raw.toFixed(2)} ${r.variant}, check ${r.check?.toFixed(3) ?? '-'} ${r.view ?? ''})`);
+      const truth = ranking.results.findIndex((r) => group.get(r.id) === group.get(q.expected));
+      process.stdout.write(`miss ${q.file.split('/').slice(-1)[0]}: stage ${ranking.stage}, card ${ranking.card ? 'found' : 'none'}, true at ${truth}; ${show.join(' | ')}\n`);
     }
     const key = `${q.set} ${q.distortion}${q.scored ? '' : ' (not scored)'}`;
     const c = cells.get(key) ?? { n: 0, plain1: 0, plain10: 0, ver1: 0, ver10: 0, stage1: 0, stage2: 0 };

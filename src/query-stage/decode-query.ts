@@ -8,7 +8,8 @@
  */
 import { DEFAULT_DECODE_LIMITS, decodeToRgb128, type DecodeLimits } from '../image/decode.ts';
 import { IMAGE_SIDE } from '../signature/types.ts';
-import type { RgbImage } from './raster.ts';
+import type { GreyImage, RgbImage } from './raster.ts';
+import { identityMap, warpRgb } from './warp.ts';
 
 export interface QueryImage {
   /** 128x128 RGB, R,G,B interleaved: decodeToRgb128's bytes. */
@@ -28,4 +29,16 @@ export function queryFromRgb128(rgb: Uint8Array, aspect: number): QueryImage {
   if (rgb.length !== IMAGE_SIDE * IMAGE_SIDE * 3) throw new RangeError(`expected ${IMAGE_SIDE}x${IMAGE_SIDE} RGB, got ${rgb.length} bytes`);
   const a = Number.isFinite(aspect) && aspect > 0 ? aspect : 1;
   return { rgb: { data: rgb, width: IMAGE_SIDE, height: IMAGE_SIDE }, aspect: a };
+}
+
+/**
+ * A stand-in QueryImage drawn from a stored grey thumbnail (for checks when the query is
+ * a stored image): the thumbnail stretched back to 128x128, grey in all three channels.
+ */
+export function queryFromThumbnail(thumb: GreyImage, aspect: number): QueryImage {
+  const rgb = new Uint8Array(thumb.width * thumb.height * 3);
+  for (let i = 0; i < thumb.data.length; i++) rgb.fill(thumb.data[i], i * 3, i * 3 + 3);
+  const small: RgbImage = { data: rgb, width: thumb.width, height: thumb.height };
+  const big = warpRgb(small, identityMap(thumb.width, thumb.height), IMAGE_SIDE, IMAGE_SIDE, [255, 255, 255]);
+  return queryFromRgb128(big.data, aspect);
 }

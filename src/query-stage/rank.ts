@@ -15,7 +15,7 @@ import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../image/decode.ts';
 import type { ImageIndex, QueryOptions, RankedResult } from '../index/types.ts';
 import type { Signature, SignatureEngine } from '../signature/types.ts';
 import { checkThumb, checkThumbnail, quickCheck, trimmedNccAt, type CheckThumb } from './check.ts';
-import { decodeQuery, type QueryImage } from './decode-query.ts';
+import { decodeQuery, queryFromThumbnail, type QueryImage } from './decode-query.ts';
 import { findCard } from './rectify.ts';
 import { checkEvidence, combinedScore, reportedScore } from './score.ts';
 import { thumbnailImage } from './thumbnail.ts';
@@ -177,6 +177,24 @@ export async function rankQuery(query: QueryImage, options: RankOptions): Promis
   return { results: ranked.slice(0, limit), stage: 'variants', variants: [...kinds], card: card?.quad };
 }
 
+/**
+ * The verified ranking for a query by stored image (queryImgID): no pixels, so no
+ * variants; the stored signature's results, re-ranked by checking the candidates'
+ * thumbnails against the image's own (drawn as its view). Without a stored thumbnail
+ * every check is skipped and this is the imgSeek order with verified scores.
+ */
+export function rankStored(options: Omit<RankOptions, 'cascade' | 'multiQuery'> & { signature: Signature; thumbnail: Uint8Array | undefined; aspect: number }): VerifiedRanking {
+  const limit = Math.max(0, Math.floor(options.limit));
+  const depth = Math.max(1, options.checkDepth ?? DEFAULT_CHECK_DEPTH);
+  if (limit === 0 || options.index.size === 0) return { results: [], stage: 'plain', variants: ['plain'] };
+  const qopts: QueryOptions = { limit: Math.max(limit, depth), sketch: options.sketch, fast: options.fast, allowed: options.allowed };
+  const results: MergedResult[] = options.index.query(options.signature, qopts).map(([id, raw]) => [id, raw, 0]);
+  const own = options.thumbnail ? thumbnailImage(options.thumbnail) : undefined;
+  const checker = own ? new Checker(queryFromThumbnail(own, options.aspect), options.thumbnailOf) : undefined;
+  const ranked = checker ? verify(results, ['plain'], depth, checker, false) : verify(results, ['plain'], 0, undefined, false);
+  return { results: ranked.slice(0, limit), stage: 'plain', variants: ['plain'] };
+}
+
 /** mergeBest for two merged lists; on equal raw scores the first list's entry stays. */
 export function mergeMerged(a: readonly MergedResult[], b: readonly MergedResult[], limit: number): MergedResult[] {
   const best = new Map<number, MergedResult>();
@@ -193,8 +211,8 @@ function yieldToEventLoop(): Promise<void> {
 }
 
 /** Checks the first `window` candidates and sorts all of them by S (see score.ts). */
-function verify(candidates: MergedResult[], kinds: VariantKind[], window: number, checker: Checker, allViews: boolean): VerifiedResult[] {
-  const checks = candidates.slice(0, window).map(([id]) => checker.check(id, allViews));
+function verify(candidates: MergedResult[], kinds: VariantKind[], window: number, checker: Checker | undefined, allViews: boolean): VerifiedResult[] {
+  const checks = checker ? candidates.slice(0, window).map(([id]) => checker.check(id, allViews)) : [];
   let gMax = Number.NEGATIVE_INFINITY;
   let gMin = Number.POSITIVE_INFINITY;
   for (const c of checks) {

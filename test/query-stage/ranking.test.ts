@@ -4,7 +4,7 @@ import { loadEngine, nativeEngine, tsEngine, type Engine } from '../../src/engin
 import { decodeToRgb128 } from '../../src/image/decode.ts';
 import { decodeForIngest } from '../../src/image/decode-ingest.ts';
 import { decodeQuery } from '../../src/query-stage/decode-query.ts';
-import { mergeBest, rankVerified, type VerifiedRanking } from '../../src/query-stage/rank.ts';
+import { mergeBest, rankStored, rankVerified, type VerifiedRanking } from '../../src/query-stage/rank.ts';
 import { checkEvidence, combinedScore } from '../../src/query-stage/score.ts';
 import { THUMB_BYTES, thumbnailOf } from '../../src/query-stage/thumbnail.ts';
 import { loadNativeAddon } from '../../src/signature/native-loader.ts';
@@ -93,6 +93,19 @@ describe('verified ranking on cards-dev', () => {
     const original = await rank(readFileSync(cardPath(1560)));
     expect(original.results[0].id).toBe(1560);
     expect(original.results[0].score).toBeGreaterThan(95);
+  });
+
+  it('a query by stored image re-ranks its imgSeek results with the thumbnails, itself first', async () => {
+    const { rgb, width, height } = await decodeToRgb128(readFileSync(cardPath(1183)));
+    const signature = engine.signatures.signatureFromRgb(rgb);
+    const thumbnailOf = (id: number) => corpus.thumbnails.get(id);
+    const r = rankStored({ index: corpus.index, signatures: engine.signatures, limit: 10, thumbnailOf, signature, thumbnail: corpus.thumbnails.get(1183), aspect: width / height });
+    expect(r.results[0].id).toBe(1183);
+    expect(r.results[0].check).toBeGreaterThan(0.98);
+    expectSortedByScore(r);
+    const plain = corpus.index.query(signature, { limit: 10 }).map(([id]) => id);
+    const none = rankStored({ index: corpus.index, signatures: engine.signatures, limit: 10, thumbnailOf: () => undefined, signature, thumbnail: undefined, aspect: width / height });
+    expect(none.results.map((x) => x.id)).toEqual(plain);
   });
 
   it('keyword restrictions (allowed ids) hold for every variant', async () => {
