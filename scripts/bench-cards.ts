@@ -38,6 +38,7 @@ const { values: args } = parseArgs({
     every: { type: 'string', default: '1' },
     'no-cascade': { type: 'boolean', default: false },
     distractors: { type: 'string', default: '0' },
+    'distractor-thumbnails': { type: 'string', default: 'random' },
     failures: { type: 'boolean', default: false },
     corpus: { type: 'string', default: process.env.HAARSEEK_CORPUS ?? join(import.meta.dirname, '../../shared/corpus') },
   },
@@ -112,8 +113,16 @@ async function main(): Promise<void> {
     index.trim();
     for (let k = 0; k < distractors; k++) group.set(DISTRACTOR_ID_OFFSET + k, DISTRACTOR_ID_OFFSET + k);
   }
+  const devThumbs = [...thumbs].filter(([id]) => id >= DEV_ID_OFFSET).map(([, t]) => t);
+  const withDistractorThumbs = args['distractor-thumbnails'] !== 'none';
+  const thumbnailOf = (id: number): Uint8Array | undefined => {
+    if (id < DISTRACTOR_ID_OFFSET) return thumbs.get(id);
+    // A fixed pseudo-random dev photo per distractor.
+    return withDistractorThumbs ? devThumbs[(Math.imul(id, 0x9e3779b1) >>> 0) % devThumbs.length] : undefined;
+  };
   process.stdout.write(
-    `indexed ${index.size} images (${engine.name} engine): ${originals.length} originals with thumbnails, ${distractors} synthetic distractors without; ` +
+    `indexed ${index.size} images (${engine.name} engine): ${originals.length} originals with thumbnails, ${distractors} synthetic distractors ` +
+      `${distractors === 0 ? '' : withDistractorThumbs ? "with an unrelated dev photo's thumbnail" : 'without thumbnails'}; ` +
       `thumbnail ${THUMB_BYTES} bytes; decode per image: signature only ${median(plainIngestMs).toFixed(2)} ms, ` +
       `signature + thumbnail ${median(ingestMs).toFixed(2)} ms (medians)\n`,
   );
@@ -147,7 +156,7 @@ async function main(): Promise<void> {
       index,
       signatures: engine.signatures,
       limit: 10,
-      thumbnailOf: (id) => thumbs.get(id),
+      thumbnailOf,
       cascade: !args['no-cascade'],
     });
     verifiedMs.push(performance.now() - t0);

@@ -4,12 +4,18 @@
  * what the score means).
  *
  * A cascade keeps the cost near one plain query for most queries:
- *  1. the plain query alone; its first PLAIN_WINDOW candidates are checked against the
- *     plain view. When the best passes the check (NCC ≥ ACCEPT_NCC once the worst tenth
- *     of pixels is left out) and leads the others by ACCEPT_MARGIN, the ranking stops.
- *  2. otherwise every variant (mirrored, zoomed out, rotated back, rectified card) is
- *     searched, results merged (best raw per id) and the first `checkDepth` candidates
- *     checked against every view (the plain one, mirrored, the rectified card).
+ *  1. the plain query alone (exactly the imgSeek ranking's query); its first
+ *     PLAIN_WINDOW candidates are checked through the plain view. The ranking stops
+ *     when the best is clearly verified: NCC ≥ ACCEPT_NCC once the worst-fitting tenth
+ *     of its pixels is left out, and S ahead of the other checked candidates' by
+ *     ACCEPT_MARGIN.
+ *  2. a card photographed on a table (findCard): its rectified variants are searched,
+ *     merged in, and the first `checkDepth` candidates checked through every view
+ *     (plain, mirrored, rectified); same stopping rule.
+ *  3. the other variants (mirrored, zoomed out, rotated back both ways) are searched,
+ *     merged in and the window checked again (checks already made are reused).
+ * With `cascade: false` every step runs. Merging keeps each image's best raw score over
+ * all the variants searched so far.
  */
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from '../image/decode.ts';
 import type { ImageIndex, QueryOptions, RankedResult } from '../index/types.ts';
