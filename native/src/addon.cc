@@ -397,6 +397,14 @@ Napi::Value SegmentQueryCountsJs(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// setSegmentBoundLimits(first, max): tests drive every path of the bounded query; (0, 0) restores.
+Napi::Value SetSegmentBoundLimitsJs(const Napi::CallbackInfo& info) {
+  const double first = NumberArg(info, 0, "first"), max = NumberArg(info, 1, "max");
+  if (!(first >= 0 && max >= 0)) throw Napi::RangeError::New(info.Env(), "limits: numbers >= 0 expected");
+  Segment::SetBoundLimits(static_cast<size_t>(first), static_cast<size_t>(max));
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("signatureFromRgb", Napi::Function::New<SignatureFromRgbJs>(env, "signatureFromRgb"));
   exports.Set("NativeIndex", IndexWrap::Define(env));
@@ -404,6 +412,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("segmentKernel", Napi::Function::New<SegmentKernelJs>(env, "segmentKernel"));
   exports.Set("setSegmentKernel", Napi::Function::New<SetSegmentKernelJs>(env, "setSegmentKernel"));
   exports.Set("segmentQueryCounts", Napi::Function::New<SegmentQueryCountsJs>(env, "segmentQueryCounts"));
+  exports.Set("setSegmentBoundLimits", Napi::Function::New<SetSegmentBoundLimitsJs>(env, "setSegmentBoundLimits"));
   exports.Set("segmentStrategy", Napi::Function::New<SegmentStrategyJs>(env, "segmentStrategy"));
   exports.Set("setSegmentStrategy", Napi::Function::New<SetSegmentStrategyJs>(env, "setSegmentStrategy"));
   // Bumped when the segment reader changes shape; abiVersion is the index's.

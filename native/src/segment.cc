@@ -46,6 +46,11 @@ constexpr uint32_t kGroup = 256;
 constexpr size_t kBoundMinLive = 32768;
 constexpr size_t kBoundMaxLimit = 1024;
 constexpr size_t kMaxCandidates = 16384;
+// The first images scored exactly (largest sums first), to set the worst kept score.
+constexpr size_t kFirstCandidates = 2048;
+// Both limits, lowered by tests to drive every path of the bounded query.
+size_t gMaxCandidates = kMaxCandidates;
+size_t gFirstCandidates = kFirstCandidates;
 // A block holding fewer allowed images than this scores them one by one.
 constexpr size_t kDirectMax = 8;
 
@@ -70,7 +75,12 @@ enum : size_t {
   kOffBitmapMin = 112,
   kOffBodyCrc = 128,
   kOffHeaderCrc = 132,
+  kOffAvgl8 = 136,
+  kOffAvgl8Min = 144,
+  kOffAvgl8Step = 168,
+  kOffFlags = 192,
 };
+constexpr uint32_t kFlagNonFiniteAvgl = 1;
 
 // The file is little-endian; a big-endian host reads the byte-order mark reversed and refuses it.
 template <typename T>
@@ -200,6 +210,11 @@ size_t Segment::PrivateBytes() const {
 
 SegmentQueryCounts Segment::Counts() { return gCounts; }
 
+void Segment::SetBoundLimits(size_t firstCandidates, size_t maxCandidates) {
+  gFirstCandidates = firstCandidates == 0 ? kFirstCandidates : firstCandidates;
+  gMaxCandidates = maxCandidates < 2 ? kMaxCandidates : maxCandidates;
+}
+
 SegmentStrategy Segment::Strategy() { return gStrategy; }
 
 void Segment::SetStrategy(SegmentStrategy s) { gStrategy = s; }
@@ -293,24 +308,35 @@ void Segment::Check(const std::string& path, bool verifyChecksum) {
   const uint64_t fileBytes = u64(kOffFileBytes);
   const uint64_t idsOffset = u64(kOffIds), avglOffset = u64(kOffAvgl), postingsOffset = u64(kOffPostings);
   const uint64_t postingsBytes = u64(kOffPostingsBytes), chunkTableOffset = u64(kOffChunkTable), dirOffset = u64(kOffDir);
+  const uint64_t avgl8Offset = u64(kOffAvgl8);
   if (count > 0xffffffffULL) Fail(path, "too many images");
   {
     // segmentLayout, in the order its fields are compared there.
     const uint64_t eChunks = (count + kChunkSlots - 1) / kChunkSlots;
     const uint64_t eIds = kHeaderBytes;
     const uint64_t eAvgl = AlignUp(eIds + count * 8);
-    const uint64_t ePostings = AlignUp(eAvgl + count * 8 * kChannels);
+    const uint64_t eAvgl8 = AlignUp(eAvgl + count * 8 * kChannels);
+    const uint64_t ePostings = AlignUp(eAvgl8 + count * 4);
     const uint64_t eChunkTable = AlignUp(ePostings + postingsBytes);
     const uint64_t eDir = AlignUp(eChunkTable + (eChunks + 1) * 8);
     const uint64_t eFile = eDir + eChunks * (uint64_t{kLists} + 1) * 4;
     if (eChunks != chunks) Fail(path, "inconsistent header (chunks)");
     if (eIds != idsOffset) Fail(path, "inconsistent header (idsOffset)");
     if (eAvgl != avglOffset) Fail(path, "inconsistent header (avglOffset)");
+    if (eAvgl8 != avgl8Offset) Fail(path, "inconsistent header (avgl8Offset)");
     if (ePostings != postingsOffset) Fail(path, "inconsistent header (postingsOffset)");
     if (eChunkTable != chunkTableOffset) Fail(path, "inconsistent header (chunkTableOffset)");
     if (eDir != dirOffset) Fail(path, "inconsistent header (dirOffset)");
     if (eFile != fileBytes) Fail(path, "inconsistent header (fileBytes)");
   }
+  for (int ch = 0; ch < kChannels; ch++) {
+    const double min = Load<double>(h + kOffAvgl8Min + 8 * ch), step = Load<double>(h + kOffAvgl8Step + 8 * ch);
+    if (!std::isfinite(min) || !(step > 0) || !std::isfinite(step)) Fail(path, "bad avgl quantization");
+    avgl8Min_[ch] = min;
+    avgl8Step_[ch] = step;
+  }
+  const uint32_t flags = Load<uint32_t>(h + kOffFlags);
+  if ((flags & ~kFlagNonFiniteAvgl) != 0) Fail(path, "unknown flags");
   if (fileBytes_ < fileBytes) {
     Fail(path, "truncated: " + std::to_string(fileBytes_) + " bytes, the header says " + std::to_string(fileBytes));
   }
@@ -374,6 +400,8 @@ void Segment::Check(const std::string& path, bool verifyChecksum) {
   avglI_ = avglY_ + count;
   avglQ_ = avglI_ + count;
   postings_ = h + postingsOffset;
+  avgl8_ = h + avgl8Offset;
+  boundable_ = (flags & kFlagNonFiniteAvgl) == 0;
   chunkTable_ = table;
   dir_ = dir;
 }
@@ -499,7 +527,7 @@ std::vector<Ranked> Segment::Query(const QueryArgs& q) const {
   if (!q.fast)
     for (int j = 0; j < kSignatureLength; j++) totalUnits += plan.units[j];
   // The bound pass sums weight units in uint16 lanes: every image's sum must fit.
-  const bool bounded = totalUnits <= 0xffff && !q.fast && (gStrategy == SegmentStrategy::kBounded ||
+  const bool bounded = boundable_ && totalUnits <= 0xffff && !q.fast && (gStrategy == SegmentStrategy::kBounded ||
                        (gStrategy == SegmentStrategy::kAuto && Live() >= kBoundMinLive && limit <= kBoundMaxLimit));
   if (bounded) {
     std::vector<Ranked> out;
@@ -610,8 +638,9 @@ std::vector<Ranked> Segment::QueryFiltered(const QueryArgs& q, const Plan& plan)
 // The bounded query. A first pass adds up, per image, the matching lists' weights in
 // fixed point rounded up (uint16 lanes: a quarter of the exact walk's vector work, and
 // no avgl read): Wq/512 >= W, the exact sum of the weights an image's score loses. As
-// every score is avgl term (>= 0) minus W, rounded by at most a few ulps, A - Wq/512 -
-// margin is a lower bound of the exact score. Candidates are then scored exactly
+// every score is its avgl term A minus W, rounded by at most a few ulps, and the 8-bit
+// avgl copy gives a lower bound of A, bound(A) - Wq/512 - margin is a lower bound of
+// the exact score. Candidates are then scored exactly
 // (ScoreOne: the exact walk's operations, in its order) in order of that bound, until
 // the bound passes the k-th best exact score: no image left out could have entered, so
 // the result is the exact walk's, bit for bit. Returns false (the caller walks exactly)
@@ -686,47 +715,98 @@ bool Segment::QueryBounded(size_t limit, const Plan& plan, std::vector<Ranked>* 
   const uint16_t first = maxima[limit - 1];
   if (first == 0) return ++gCounts.noMatches, false;
 
+  // A lower bound of each image's avgl term from its 8-bit copy: per channel, the
+  // distance from the query to the quantization cell (half a step either side of the
+  // dequantized value, widened for rounding), times the weight; a table per channel.
+  double cell[kChannels][256];
+  const double qv[kChannels] = {plan.avgl.q0, plan.avgl.q1, plan.avgl.q2};
+  const double wv[kChannels] = {plan.avgl.w0, plan.avgl.w1, plan.avgl.w2};
+  for (int ch = 0; ch < kChannels; ch++) {
+    const double half = avgl8Step_[ch] * 0.5 * (1 + 1e-6) + 1e-12 * (std::fabs(avgl8Min_[ch]) + 256 * avgl8Step_[ch]);
+    for (int v = 0; v < 256; v++) cell[ch][v] = wv[ch] * std::max(0.0, std::fabs(avgl8Min_[ch] + v * avgl8Step_[ch] - qv[ch]) - half);
+  }
+
   TopK top(limit);
   double worst = HUGE_VAL;
   std::vector<std::pair<double, uint64_t>> candidates;
   size_t candidatesSeen = 0, scored = 0;
-  // Candidates with from <= Wq < to, scored in order of their lower bound.
-  auto score = [&](uint32_t from, uint32_t to) -> bool {
-    candidates.clear();
-    for (size_t g = 0; g < groups; g++) {
-      if (groupMax_[g] < from) continue;
-      const uint64_t end = std::min<uint64_t>(count_, (g + 1) * kGroup);
-      for (uint64_t slot = g * kGroup; slot < end; slot++) {
-        const uint32_t v = w[slot];
-        if (v < from || v >= to || IsMasked(slot)) continue;
-        const double a = AvglTerm(avglY_[slot], avglI_[slot], avglQ_[slot], plan.avgl);
-        double lb = a - v / kBoundScale - 1e-9 * (1 + std::fabs(a) + 256);
-        if (std::isnan(lb)) lb = -HUGE_VAL;
-        candidates.emplace_back(lb, slot);
-        if (candidates.size() > kMaxCandidates) return ++gCounts.tooManyCandidates, false;
-      }
-    }
+  uint64_t hits[kGroup / 64];
+  auto lowerBound = [&](uint64_t slot) {
+    const uint8_t* a8 = avgl8_ + slot * 4;
+    const double a = cell[0][a8[0]] + cell[1][a8[1]] + cell[2][a8[2]];
+    return a - w[slot] / kBoundScale - 1e-9 * (1 + a + 256);
+  };
+  // Scores candidates exactly in order of their lower bound until it passes the worst
+  // kept score; each scored image's sum is zeroed so that no later pass takes it again.
+  auto scoreCandidates = [&]() {
     candidatesSeen += candidates.size();
     std::sort(candidates.begin(), candidates.end());
     for (const auto& [lb, slot] : candidates) {
       if (lb > worst) break;
       const double s = ScoreOne(slot, plan, chunkLists_[slot >> kChunkBits]);
+      w[slot] = 0;
       scored++;
       const double id = ids_[slot];
       if (!top.WouldAccept(s, id)) continue;
       top.Push(s, id);
       worst = top.Full() ? top.WorstScore() : HUGE_VAL;
     }
-    return true;
   };
-  if (!score(first, 0x10000)) return false;
+  // Calls f(slot) for each live image with from <= Wq < to.
+  auto each = [&](uint32_t from, uint32_t to, auto&& f) {
+    for (size_t g = 0; g < groups; g++) {
+      if (groupMax_[g] < from) continue;
+      k.atLeast256(w + g * kGroup, from, to, hits);
+      const uint64_t base = g * kGroup;
+      for (uint32_t part = 0; part < kGroup / 64; part++) {
+        for (uint64_t m = hits[part]; m != 0; m &= m - 1) {
+          const uint64_t slot = base + part * 64 + Ctz(m);
+          if (slot < count_ && !IsMasked(slot)) f(slot);
+        }
+      }
+    }
+  };
+  // First candidates: the images with the largest sums (at most kFirstCandidates of them),
+  // enough to fill the top k with good exact scores.
+  {
+    std::vector<std::pair<uint16_t, uint64_t>> largest;
+    each(first, 0x10000, [&](uint64_t slot) { largest.emplace_back(w[slot], slot); });
+    if (largest.size() > gFirstCandidates) {
+      std::nth_element(largest.begin(), largest.begin() + gFirstCandidates, largest.end(), std::greater<>());
+      largest.resize(gFirstCandidates);
+    }
+    candidates.clear();
+    for (const auto& [sum, slot] : largest) candidates.emplace_back(lowerBound(slot), slot);
+  }
+  scoreCandidates();
   if (!top.Full()) return ++gCounts.notFull, false;
-  // Every image left has Wq < first. One with Wq < need has a lower bound above the
-  // worst kept score (even with an avgl term of 0), so it cannot enter.
-  const double x = (-worst - 1e-6) * kBoundScale;
-  if (!(x > 0)) return ++gCounts.weakBound, false;
-  const uint32_t need = x >= 65536 ? 65536u : static_cast<uint32_t>(std::floor(x));
-  if (need < first && !score(need, first)) return false;
+  // Every image not scored has a lower bound of at least -Wq/512 - margin (an avgl term
+  // of 0): one with Wq < need cannot enter. Those with Wq >= need are candidates when
+  // their bound with the 8-bit avgl term does not exceed the worst kept score. When
+  // there are too many, the best of them are scored first (the worst kept score falls)
+  // and the others looked at again.
+  for (int round = 0;; round++) {
+    const double x = (-worst - 1e-6) * kBoundScale;
+    if (!(x >= 1)) return ++gCounts.weakBound, false;
+    const uint32_t need = x >= 65536 ? 65536u : static_cast<uint32_t>(std::floor(x));
+    candidates.clear();
+    double cutoff = worst;
+    bool truncated = false;
+    each(need, 0x10000, [&](uint64_t slot) {
+      const double lb = lowerBound(slot);
+      if (lb > cutoff || (truncated && lb == cutoff)) return;
+      candidates.emplace_back(lb, slot);
+      if (candidates.size() < gMaxCandidates) return;
+      // Keep the better half; from now on only bounds below the worst kept one.
+      std::nth_element(candidates.begin(), candidates.begin() + gMaxCandidates / 2, candidates.end());
+      candidates.resize(gMaxCandidates / 2);
+      cutoff = std::max_element(candidates.begin(), candidates.end())->first;
+      truncated = true;
+    });
+    scoreCandidates();
+    if (!truncated) break;
+    if (round == 2) return ++gCounts.tooManyCandidates, false;
+  }
   *out = top.Sorted();
   gCounts.bounded++;
   gCounts.candidates += candidatesSeen;

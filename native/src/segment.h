@@ -84,6 +84,9 @@ class Segment {
   static bool SetKernel(SegmentKernel k);
   static SegmentStrategy Strategy();
   static SegmentQueryCounts Counts();
+  // Tests: how many images the bounded query scores first, and how many candidates it
+  // holds at once (0 restores the defaults).
+  static void SetBoundLimits(size_t firstCandidates, size_t maxCandidates);
   // For tests and benchmarks.
   static void SetStrategy(SegmentStrategy s);
 
@@ -118,6 +121,11 @@ class Segment {
   const double* avglI_ = nullptr;
   const double* avglQ_ = nullptr;
   const uint8_t* postings_ = nullptr;
+  const uint8_t* avgl8_ = nullptr;
+  double avgl8Min_[kChannels] = {0, 0, 0};
+  double avgl8Step_[kChannels] = {1, 1, 1};
+  // False when some avgl is not finite: the 8-bit copy bounds nothing then.
+  bool boundable_ = false;
   const uint64_t* chunkTable_ = nullptr;
   const uint32_t* dir_ = nullptr;
   std::vector<uint64_t> masked_;

@@ -74,6 +74,17 @@ void RunBoundScalar(uint16_t* s, uint32_t n, const uint8_t* const* bm, const uin
   }
 }
 
+void AtLeast256Scalar(const uint16_t* s, uint32_t from, uint32_t to, uint64_t* out) {
+  for (int part = 0; part < 4; part++) {
+    uint64_t m = 0;
+    for (int k = 0; k < 64; k++) {
+      const uint32_t v = s[part * 64 + k];
+      m |= uint64_t{v >= from && v < to} << k;
+    }
+    out[part] = m;
+  }
+}
+
 uint16_t Max256Scalar(const uint16_t* s) {
   uint16_t m = 0;
   for (int k = 0; k < 256; k++) m = s[k] > m ? s[k] : m;
@@ -236,6 +247,23 @@ __attribute__((target("avx512f,avx512bw"))) void RunBoundAvx512(uint16_t* s, uin
   }
 }
 
+__attribute__((target("avx512f,avx512bw"))) void AtLeast256Avx512(const uint16_t* s, uint32_t from, uint32_t to, uint64_t* out) {
+  const __m512i lo = _mm512_set1_epi16(static_cast<short>(from > 0xffff ? 0xffff : from));
+  const __m512i hi = _mm512_set1_epi16(static_cast<short>(to > 0xffff ? 0xffff : to));
+  const bool unbounded = to > 0xffff;
+  for (int part = 0; part < 4; part++) {
+    uint64_t m = 0;
+    for (int half = 0; half < 2; half++) {
+      const __m512i x = _mm512_loadu_si512(s + part * 64 + half * 32);
+      __mmask32 in = _mm512_cmpge_epu16_mask(x, lo);
+      if (!unbounded) in &= _mm512_cmplt_epu16_mask(x, hi);
+      if (from > 0xffff) in = 0;
+      m |= uint64_t{_cvtmask32_u32(in)} << (32 * half);
+    }
+    out[part] = m;
+  }
+}
+
 __attribute__((target("avx2"))) uint16_t HorizontalMaxAvx2(__m256i m) {
   __m128i x = _mm_max_epu16(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
   // max = 0xffff - min(0xffff - x), and SSE4.1 has a horizontal unsigned 16-bit minimum.
@@ -262,6 +290,32 @@ __attribute__((target("avx2"))) void RunBoundAvx2(uint16_t* s, uint32_t n, const
       }
     }
     for (int v = 0; v < 8; v++) _mm256_storeu_si256(reinterpret_cast<__m256i*>(s + k + 16 * v), x[v]);
+  }
+}
+
+__attribute__((target("avx2"))) void AtLeast256Avx2(const uint16_t* s, uint32_t from, uint32_t to, uint64_t* out) {
+  if (from > 0xffff) {
+    out[0] = out[1] = out[2] = out[3] = 0;
+    return;
+  }
+  const __m256i lo = _mm256_set1_epi16(static_cast<short>(from));
+  const __m256i hi = _mm256_set1_epi16(static_cast<short>(to > 0xffff ? 0xffff : to));
+  const bool unbounded = to > 0xffff;
+  for (int part = 0; part < 4; part++) {
+    uint64_t m = 0;
+    for (int q = 0; q < 2; q++) {
+      // Two 16-lane compares packed to 32 byte lanes (0 or -1), in order, then one movemask.
+      __m256i r[2];
+      for (int v = 0; v < 2; v++) {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + part * 64 + q * 32 + v * 16));
+        __m256i in = _mm256_cmpeq_epi16(_mm256_max_epu16(x, lo), x);  // x >= from
+        if (!unbounded) in = _mm256_andnot_si256(_mm256_cmpeq_epi16(_mm256_max_epu16(x, hi), x), in);  // and x < to
+        r[v] = in;
+      }
+      const __m256i packed = _mm256_permute4x64_epi64(_mm256_packs_epi16(r[0], r[1]), 0xd8);
+      m |= uint64_t{static_cast<uint32_t>(_mm256_movemask_epi8(packed))} << (32 * q);
+    }
+    out[part] = m;
   }
 }
 
@@ -298,11 +352,11 @@ SegmentKernel DetectSegmentKernel() {
 
 SegmentKernels SegmentKernelsFor(SegmentKernel k) {
 #if HAARSEEK_X86_KERNELS
-  if (k == SegmentKernel::kAvx512) return {InitAvx512, RunAvx512, CandidatesAvx512, RunBoundAvx512, Max256Avx2};
-  if (k == SegmentKernel::kAvx2) return {InitAvx2, RunAvx2, CandidatesAvx2, RunBoundAvx2, Max256Avx2};
+  if (k == SegmentKernel::kAvx512) return {InitAvx512, RunAvx512, CandidatesAvx512, RunBoundAvx512, Max256Avx2, AtLeast256Avx512};
+  if (k == SegmentKernel::kAvx2) return {InitAvx2, RunAvx2, CandidatesAvx2, RunBoundAvx2, Max256Avx2, AtLeast256Avx2};
 #endif
   (void)k;
-  return {InitScalar, RunScalar, CandidatesScalar, RunBoundScalar, Max256Scalar};
+  return {InitScalar, RunScalar, CandidatesScalar, RunBoundScalar, Max256Scalar, AtLeast256Scalar};
 }
 
 }  // namespace haarseek

@@ -33,6 +33,8 @@ struct SegmentKernels {
   void (*runBound)(uint16_t* s, uint32_t n, const uint8_t* const* bm, const uint16_t* w, uint32_t count, uint32_t byteAt);
   // The largest of s[0 .. 255].
   uint16_t (*max256)(const uint16_t* s);
+  // Bit k of out[k / 64] set when from <= s[k] < to, for k < 256 (to <= 65536).
+  void (*atLeast256)(const uint16_t* s, uint32_t from, uint32_t to, uint64_t* out);
 };
 
 bool SegmentKernelSupported(SegmentKernel k);

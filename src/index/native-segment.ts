@@ -27,6 +27,8 @@ export interface SegmentAddon extends NativeAddon {
   /** How whole-segment top-k queries run: auto, exact or bounded (all give the same results). */
   segmentStrategy?: () => string;
   setSegmentStrategy?: (strategy: 'auto' | 'exact' | 'bounded') => void;
+  /** Tests: images the bounded query scores first, candidates it holds at once; (0, 0) restores. */
+  setSegmentBoundLimits?: (first: number, max: number) => void;
   /** How whole-segment top-k queries went in this process. */
   segmentQueryCounts?: () => SegmentQueryCounts;
 }

@@ -9,6 +9,9 @@
  *   header      4096 bytes (fields below; the rest zero)
  *   ids         count float64, strictly ascending; an image's slot is its rank
  *   avgl        3 arrays of count float64: Y, then I, then Q
+ *   avgl8       count × 4 bytes: Y, I, Q quantized to 8 bits (min + v·step, the header's
+ *               per-channel min and step; |avgl - dequantized| <= step/2), then a zero
+ *               byte; a query's lower bound of the avgl term (native bounded query)
  *   postings    chunk after chunk (chunk c holds slots c·65536 .. c·65536+65535, each
  *               chunk 64-byte aligned): for each of the 98,304 lists (channel, sign,
  *               coefficient, as the in-memory indexes number them), in list order,
@@ -63,7 +66,15 @@ export const H = {
   createdAtMs: 120,
   bodyCrc: 128,
   headerCrc: 132,
+  avgl8Offset: 136,
+  /** 3 float64: the quantization's minimum per channel, then (at 168) 3 float64 steps. */
+  avgl8Min: 144,
+  avgl8Step: 168,
+  flags: 192,
 } as const;
+
+/** Header flag: some avgl value is not finite (the quantized copy gives no bound then). */
+export const FLAG_NON_FINITE_AVGL = 1;
 
 export interface SegmentHeader {
   version: number;
@@ -81,6 +92,10 @@ export interface SegmentHeader {
   dirOffset: number;
   createdAtMs: number;
   bodyCrc: number;
+  avgl8Offset: number;
+  avgl8Min: [number, number, number];
+  avgl8Step: [number, number, number];
+  flags: number;
 }
 
 /** A file that is not a usable segment: foreign, from another version, truncated or damaged. */
@@ -121,15 +136,19 @@ function tableCrc32(data: Uint8Array, crc = 0): number {
 }
 
 /** The file's layout for `count` images and postings of `postingsBytes`. */
-export function segmentLayout(count: number, postingsBytes: number): Pick<SegmentHeader, 'chunks' | 'idsOffset' | 'avglOffset' | 'postingsOffset' | 'chunkTableOffset' | 'dirOffset' | 'fileBytes'> {
+export function segmentLayout(
+  count: number,
+  postingsBytes: number,
+): Pick<SegmentHeader, 'chunks' | 'idsOffset' | 'avglOffset' | 'avgl8Offset' | 'postingsOffset' | 'chunkTableOffset' | 'dirOffset' | 'fileBytes'> {
   const chunks = Math.ceil(count / CHUNK_SLOTS);
   const idsOffset = SEGMENT_HEADER_BYTES;
   const avglOffset = alignUp(idsOffset + count * 8);
-  const postingsOffset = alignUp(avglOffset + count * 8 * CHANNELS);
+  const avgl8Offset = alignUp(avglOffset + count * 8 * CHANNELS);
+  const postingsOffset = alignUp(avgl8Offset + count * 4);
   const chunkTableOffset = alignUp(postingsOffset + postingsBytes);
   const dirOffset = alignUp(chunkTableOffset + (chunks + 1) * 8);
   const fileBytes = dirOffset + chunks * (SEGMENT_LISTS + 1) * 4;
-  return { chunks, idsOffset, avglOffset, postingsOffset, chunkTableOffset, dirOffset, fileBytes };
+  return { chunks, idsOffset, avglOffset, avgl8Offset, postingsOffset, chunkTableOffset, dirOffset, fileBytes };
 }
 
 export function encodeHeader(h: SegmentHeader): Uint8Array {
@@ -156,6 +175,12 @@ export function encodeHeader(h: SegmentHeader): Uint8Array {
   v.setUint32(H.bitmapMinPostings, BITMAP_MIN_POSTINGS, true);
   v.setFloat64(H.createdAtMs, h.createdAtMs, true);
   v.setUint32(H.bodyCrc, h.bodyCrc >>> 0, true);
+  u64(H.avgl8Offset, h.avgl8Offset);
+  for (let c = 0; c < CHANNELS; c++) {
+    v.setFloat64(H.avgl8Min + 8 * c, h.avgl8Min[c], true);
+    v.setFloat64(H.avgl8Step + 8 * c, h.avgl8Step[c], true);
+  }
+  v.setUint32(H.flags, h.flags, true);
   v.setUint32(H.headerCrc, crc32(bytes), true);
   return bytes;
 }
@@ -205,12 +230,20 @@ export function decodeHeader(bytes: Uint8Array, fileBytes: number, path: string)
     dirOffset: u64(H.dirOffset),
     createdAtMs: v.getFloat64(H.createdAtMs, true),
     bodyCrc: v.getUint32(H.bodyCrc, true),
+    avgl8Offset: u64(H.avgl8Offset),
+    avgl8Min: [0, 1, 2].map((c) => v.getFloat64(H.avgl8Min + 8 * c, true)) as [number, number, number],
+    avgl8Step: [0, 1, 2].map((c) => v.getFloat64(H.avgl8Step + 8 * c, true)) as [number, number, number],
+    flags: v.getUint32(H.flags, true),
   };
   if (h.count > 0xffffffff) fail('too many images');
   const expected = segmentLayout(h.count, h.postingsBytes);
   for (const key of Object.keys(expected) as Array<keyof typeof expected>) {
     if (expected[key] !== h[key]) fail(`inconsistent header (${key})`);
   }
+  for (let c = 0; c < CHANNELS; c++) {
+    if (!Number.isFinite(h.avgl8Min[c]) || !(h.avgl8Step[c] > 0) || !Number.isFinite(h.avgl8Step[c])) fail('bad avgl quantization');
+  }
+  if ((h.flags & ~FLAG_NON_FINITE_AVGL) !== 0) fail('unknown flags');
   if (fileBytes < h.fileBytes) fail(`truncated: ${fileBytes} bytes, the header says ${h.fileBytes}`);
   if (fileBytes > h.fileBytes) fail(`${fileBytes} bytes, the header says ${h.fileBytes} (trailing data)`);
   return h;

@@ -12,6 +12,7 @@ import {
   BITMAP_MIN_POSTINGS,
   BITMAP_UNITS,
   CHUNK_SLOTS,
+  FLAG_NON_FINITE_AVGL,
   H,
   SEGMENT_HEADER_BYTES,
   SEGMENT_LISTS,
@@ -205,10 +206,32 @@ function writeCollected(tmp: string, collected: Collected, options: SegmentWrite
     out.write(ids);
     out.padTo(pre.avglOffset);
     const channel = new Float64Array(n);
+    const avgl8 = new Uint8Array(n * 4);
+    const avgl8Min: [number, number, number] = [0, 0, 0];
+    const avgl8Step: [number, number, number] = [1, 1, 1];
+    let flags = 0;
     for (let c = 0; c < CHANNELS; c++) {
-      for (let i = 0; i < n; i++) channel[i] = collected.avgl[order[i] * CHANNELS + c];
+      let min = Infinity;
+      let max = -Infinity;
+      for (let i = 0; i < n; i++) {
+        const a = (channel[i] = collected.avgl[order[i] * CHANNELS + c]);
+        if (!Number.isFinite(a)) flags |= FLAG_NON_FINITE_AVGL;
+        else if (a < min) min = a;
+        if (a > max && Number.isFinite(a)) max = a;
+      }
       out.write(channel);
+      // 8-bit copies for the bounded query's lower bound of the avgl term.
+      const step = max > min && Number.isFinite((max - min) / 255) && (max - min) / 255 > 0 ? (max - min) / 255 : 1;
+      const base = Number.isFinite(min) ? min : 0;
+      avgl8Min[c] = base;
+      avgl8Step[c] = step;
+      for (let i = 0; i < n; i++) {
+        const q = Math.round((channel[i] - base) / step);
+        avgl8[i * 4 + c] = q >= 0 && q <= 255 ? q : 0;
+      }
     }
+    out.padTo(pre.avgl8Offset);
+    out.write(avgl8);
     out.padTo(pre.postingsOffset);
     const chunks = pre.chunks;
     const chunkTable = new BigUint64Array(chunks + 1);
@@ -283,6 +306,9 @@ function writeCollected(tmp: string, collected: Collected, options: SegmentWrite
       postingsBytes,
       createdAtMs: Date.now(),
       bodyCrc: out.crc,
+      avgl8Min,
+      avgl8Step,
+      flags,
     });
     writeSync(fd, header, 0, header.length, 0);
     if (options.sync !== false) fsyncSync(fd);

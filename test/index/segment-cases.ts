@@ -13,6 +13,7 @@ import type { Engine } from '../../src/engine.ts';
 import { LayeredIndex } from '../../src/index/layered-index.ts';
 import {
   BITMAP_UNITS,
+  FLAG_NON_FINITE_AVGL,
   H,
   SEGMENT_HEADER_BYTES,
   SEGMENT_LISTS,
@@ -282,6 +283,24 @@ export function describeSegmentBehaviour(engineName: string, makeEngine: () => E
       expect(reopened.ids()).toEqual(memory.ids());
       expectSameIndex(reopened, memory, big.queries.slice(0, 5), 'repeated ids');
       reopened.close();
+    });
+
+    it('non-finite avgl values are kept (the file is flagged so no bound relies on them) and queries still answer', () => {
+      const random = rng(6);
+      const entries: Array<[number, Signature]> = Array.from({ length: 500 }, (_, i) => [i + 1, syntheticSignature(random)]);
+      entries[10][1] = { coefs: entries[10][1].coefs, avgl: Float64Array.of(Number.NaN, 0, 0) };
+      entries[20][1] = { coefs: entries[20][1].coefs, avgl: Float64Array.of(0.5, Number.POSITIVE_INFINITY, 0) };
+      const path = join(dir, 'non-finite.hseg');
+      writeSegment(path, batchesOf(entries), { seq: 1, dbId: 1 });
+      const bytes = new Uint8Array(readFileSync(path));
+      expect(decodeHeader(bytes, bytes.length, path).flags & FLAG_NON_FINITE_AVGL).toBe(FLAG_NON_FINITE_AVGL);
+      const segment = engine.openSegment(path);
+      expect(segment.size).toBe(500);
+      expect(Number.isNaN(segment.avgl(11)![0])).toBe(true);
+      const got = segment.query(entries[0][1], { limit: 10 });
+      expect(got[0][0]).toBe(1);
+      expect(got).toHaveLength(10);
+      segment.close();
     });
 
     it('a malformed signature is refused as addBatch refuses it, and leaves no file behind', () => {

@@ -81,6 +81,30 @@ describeNative('native engine, index segments', () => {
       ts.close();
     });
 
+    it('the bounded query stays exact when its candidate limits force every fallback and extra round', () => {
+      const native = nativeEngine().openSegment(path);
+      const ts = tsEngine().openSegment(path);
+      const random = rng(15);
+      const queries = [...corpus.queries, ...Array.from({ length: 6 }, () => corpus.entries[Math.floor(random() * corpus.entries.length)][1])];
+      const a = addon();
+      try {
+        a.setSegmentStrategy!('bounded');
+        for (const [first, max] of [[1, 2], [4, 8], [16, 64], [64, 512], [0, 0]]) {
+          a.setSegmentBoundLimits!(first, max);
+          for (const sig of queries) {
+            for (const options of [{ limit: 1 }, { limit: 10 }, { limit: 40, sketch: true }]) {
+              expect(native.query(sig, options), `limits ${first}/${max} ${JSON.stringify(options)}`).toEqual(ts.query(sig, options));
+            }
+          }
+        }
+      } finally {
+        a.setSegmentBoundLimits!(0, 0);
+        a.setSegmentStrategy!('auto');
+      }
+      native.close();
+      ts.close();
+    });
+
     it('removals and allowed sets: every flavour matches the TypeScript reader', () => {
       const opened: SegmentIndex[] = [nativeEngine().openSegment(path), tsEngine().openSegment(path)];
       const random = rng(13);
