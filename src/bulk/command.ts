@@ -1,3 +1,4 @@
+import type { Ranking } from '../service/context.ts';
 import { spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
@@ -29,6 +30,7 @@ interface QueryOptions {
   server?: string;
   data?: string;
   numres: number;
+  ranking: Ranking;
   json?: boolean;
 }
 
@@ -104,6 +106,7 @@ export function registerQueryCommand(program: Command): void {
     .requiredOption('--space <n>', 'the database space to search', spaceId)
     .addOption(new Option('--server <url>', "a running server's base URL (e.g. http://127.0.0.1:31128)").conflicts('data'))
     .option('--data <dir>', `data directory to search (default with no --server: ${DEFAULTS.dataDir}); a server may be running on it`)
+    .addOption(new Option('--ranking <ranking>', 'verified (query variants and a thumbnail check) or imgseek (exactly imgSeek\'s)').choices(['verified', 'imgseek']).default('verified'))
     .option('--numres <n>', 'results per file', wholeNumber('a number of results', 1, 100_000), 10)
     .option('--json', 'one JSON line per file: {"file", "results": [{"id", "score"}]} or {"file", "error"}')
     .addHelpText('after', `\nExit status: 0 every file ranked; ${EXIT.someFailed} some files could not be (named on stderr); ${EXIT.error} an error stopped the run.`)
@@ -233,9 +236,9 @@ async function queryCommand(files: string[], opts: QueryOptions): Promise<void> 
   let rank;
   if (opts.server !== undefined) {
     const { ServerClient } = await import('./server-client.ts');
-    rank = serverRanker(new ServerClient(opts.server), opts.space, opts.numres);
+    rank = serverRanker(new ServerClient(opts.server), opts.space, opts.numres, opts.ranking);
   } else {
-    rank = dataDirRanker(opts.data ?? DEFAULTS.dataDir, opts.space, opts.numres);
+    rank = dataDirRanker(opts.data ?? DEFAULTS.dataDir, opts.space, opts.numres, opts.ranking);
   }
   let failed = 0;
   for (const file of files) {

@@ -1,3 +1,4 @@
+import type { Ranking } from '../service/context.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BulkError } from './errors.ts';
 import { IdSet } from './ids.ts';
@@ -75,8 +76,8 @@ export class ServerClient {
   }
 
   /** Ranked ids and scores for an image (POST /api/v1/spaces/:space/search). */
-  search(space: number, bytes: Uint8Array, numres: number): Promise<ApiAnswer<{ results: Array<{ id: number; score: number }> }>> {
-    return this.call('POST', `/api/v1/spaces/${space}/search?numres=${numres}`, bytes, 'application/octet-stream', true);
+  search(space: number, bytes: Uint8Array, numres: number, ranking: Ranking): Promise<ApiAnswer<{ results: Array<{ id: number; score: number }> }>> {
+    return this.call('POST', `/api/v1/spaces/${space}/search?numres=${numres}&ranking=${ranking}`, bytes, 'application/octet-stream', true);
   }
 
   /**

@@ -218,6 +218,9 @@ describe('haarseek add --server (through a running writer)', () => {
     const answer = JSON.parse(run.stdout);
     expect(answer.file).toBe(originalPath(4));
     expect(answer.results).toHaveLength(3);
-    expect(answer.results[0]).toEqual({ id: 4, score: 100 });
+    expect(answer.results[0].id).toBe(4);
+    expect(answer.results[0].score).toBeGreaterThan(90);
+    const imgseek = JSON.parse((await haarseek(['query', '--space', '1', '--server', base, originalPath(4), '--numres', '3', '--json', '--ranking', 'imgseek'])).stdout);
+    expect(imgseek.results[0]).toEqual({ id: 4, score: 100 });
   });
 });

@@ -72,6 +72,9 @@ describe('haarseek query (ranked ids and scores for image files)', () => {
     expect(viaData.code, viaData.stderr).toBe(0);
     const ranked = (out: string) => out.trim().split('\n').map((l) => JSON.parse(l)).map((a) => a.results.map((r: { id: number }) => r.id));
     expect(ranked(viaServer.stdout)).toEqual(ranked(viaData.stdout));
+    // imgSeek's own ranking is the same through both too, scores included.
+    const exact = await Promise.all(['--server', '--data'].map((how) => haarseek(['query', '--space', '1', how, how === '--server' ? base : data, ...files, '--json', '--ranking', 'imgseek'])));
+    expect(exact[0].stdout).toBe(exact[1].stdout);
     expect(ranked(viaServer.stdout).map((ids) => ids[0])).toEqual(QUERIES.map(([, id]) => id));
     const missing = await haarseek(['query', '--space', '7', '--server', base, files[0]]);
     expect(missing.code).toBe(1);
