@@ -189,7 +189,7 @@ describe('importing the savealldbs file into a haarseek store', () => {
   });
 
   it('importing again replaces the spaces (as iskdaemon\'s loaddb resets a space), keeping others', () => {
-    db.prepare('INSERT INTO images SELECT 7, image_id + 100000, width, height, avgl_y, avgl_i, avgl_q, sig FROM images WHERE db_id = 7').run();
+    db.prepare('INSERT INTO images (db_id, image_id, width, height, avgl_y, avgl_i, avgl_q, sig) SELECT 7, image_id + 100000, width, height, avgl_y, avgl_i, avgl_q, sig FROM images WHERE db_id = 7').run();
     const summary = importIsk(db, ISK_ALL, { space: 7 });
     expect(summary.spaces).toEqual([{ dbId: 7, fromSpace: 7, images: 12, keywords: 3, replaced: 24 }]);
     expect(summary.skipped).toEqual([1]);
