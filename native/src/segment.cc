@@ -771,9 +771,10 @@ bool Segment::QueryBounded(size_t limit, const Plan& plan, std::vector<Ranked>* 
   {
     std::vector<std::pair<uint16_t, uint64_t>> largest;
     each(first, 0x10000, [&](uint64_t slot) { largest.emplace_back(w[slot], slot); });
-    if (largest.size() > gFirstCandidates) {
-      std::nth_element(largest.begin(), largest.begin() + gFirstCandidates, largest.end(), std::greater<>());
-      largest.resize(gFirstCandidates);
+    const size_t keep = std::max(gFirstCandidates, 2 * limit);
+    if (largest.size() > keep) {
+      std::nth_element(largest.begin(), largest.begin() + keep, largest.end(), std::greater<>());
+      largest.resize(keep);
     }
     candidates.clear();
     for (const auto& [sum, slot] : largest) candidates.emplace_back(lowerBound(slot), slot);
