@@ -29,6 +29,16 @@ export class IndexCatalog {
     this.spaces.delete(dbId);
   }
 
+  /**
+   * Puts an index in place of a space's (a LayeredIndex over a freshly mapped segment,
+   * say); the one it replaces is cleared, which unmaps a segment under it.
+   */
+  install(dbId: number, index: ImageIndex): void {
+    const old = this.spaces.get(dbId);
+    this.spaces.set(dbId, index);
+    if (old && old !== index) old.clear();
+  }
+
   /** Replaces a space's whole content (a reload). */
   load(dbId: number, batches: Iterable<SignatureBatch>): void {
     const index = this.createIndex();
@@ -70,9 +80,17 @@ export class IndexCatalog {
     return n;
   }
 
+  /** Private bytes of the indexes (segments' mappings not counted: see mappedBytes). */
   memoryBytes(): number {
     let n = 0;
     for (const index of this.spaces.values()) n += index.memoryBytes();
+    return n;
+  }
+
+  /** Bytes of segment files mapped by the spaces' indexes (shared with other readers). */
+  mappedBytes(): number {
+    let n = 0;
+    for (const index of this.spaces.values()) n += (index as { mappedBytes?: () => number }).mappedBytes?.() ?? 0;
     return n;
   }
 }

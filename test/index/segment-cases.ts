@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine.ts';
+import { IndexCatalog } from '../../src/index/catalog.ts';
 import { LayeredIndex } from '../../src/index/layered-index.ts';
 import {
   BITMAP_UNITS,
@@ -473,6 +474,22 @@ export function describeSegmentBehaviour(engineName: string, makeEngine: () => E
       expect(layered.ids()).toEqual(memory.ids());
       expect(layered.memoryBytes()).toBeGreaterThan(0);
       layered.clear();
+    });
+
+    it('a catalog holds layered indexes: install swaps a space, the replaced index lets its segment go', () => {
+      const catalog = new IndexCatalog(() => engine.createIndex());
+      const first = new LayeredIndex(engine.openSegment(bigPath), engine.createIndex());
+      catalog.install(3, first);
+      expect(catalog.imageCount()).toBe(70_000);
+      expect(catalog.mappedBytes()).toBe(engineName === 'native' ? first.segment!.fileBytes : 0);
+      expect(catalog.memoryBytes()).toBeGreaterThan(0);
+      const second = new LayeredIndex(engine.openSegment(bigPath), engine.createIndex());
+      catalog.install(3, second);
+      expect(first.size).toBe(0);
+      expect(first.segment).toBeNull();
+      expect(catalog.get(3)!.query(big.queries[0], { limit: 5 })).toEqual(memoryIndex(big.entries).query(big.queries[0], { limit: 5 }));
+      catalog.drop(3);
+      expect(second.size).toBe(0);
     });
 
     it('writeSnapshotSegments writes every space of one snapshot with its sequence and removes unknown spaces', () => {
