@@ -11,7 +11,8 @@
  *                                  [--distractors N] [--corpus DIR]
  *
  * `--every N` keeps one query in N (quick runs); `--failures` lists the scored queries
- * the verified ranking gets wrong at rank 1. `--distractors N` adds N synthetic
+ * the verified ranking gets wrong at rank 1; `--only REGEX` keeps the query files whose
+ * path matches; `--check-depth N` sets how many candidates the check re-ranks. `--distractors N` adds N synthetic
  * signatures (scripts/lib/variant-signatures.ts: crops, flips, recolourings, mixes and
  * perturbations of the dev photos), without thumbnails, so query times are those of an
  * N-image index (1,000,000 for the issue's figure). The engine defaults to native when
@@ -40,6 +41,8 @@ const { values: args } = parseArgs({
     distractors: { type: 'string', default: '0' },
     'distractor-thumbnails': { type: 'string', default: 'random' },
     failures: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    'check-depth': { type: 'string' },
     corpus: { type: 'string', default: process.env.HAARSEEK_CORPUS ?? join(import.meta.dirname, '../../shared/corpus') },
   },
 });
@@ -134,7 +137,8 @@ async function main(): Promise<void> {
   for (const r of csv(join(devDir, 'truth.csv'))) {
     queries.push({ set: 'dev', file: join(devDir, r.query), distortion: r.distortion, expected: Number(r.expected_id) + DEV_ID_OFFSET, scored: r.distortion !== 'flip' });
   }
-  const picked = queries.filter((_, i) => i % every === 0);
+  const only = args.only ? new RegExp(args.only) : undefined;
+  const picked = queries.filter((q, i) => i % every === 0 && (!only || only.test(q.file)));
 
   interface Cell { n: number; plain1: number; plain10: number; ver1: number; ver10: number; stage1: number; stage2: number }
   const cells = new Map<string, Cell>();
@@ -158,6 +162,7 @@ async function main(): Promise<void> {
       limit: 10,
       thumbnailOf,
       cascade: !args['no-cascade'],
+      checkDepth: args['check-depth'] ? Number(args['check-depth']) : undefined,
     });
     verifiedMs.push(performance.now() - t0);
     stageMs[ranking.stage].push(performance.now() - t0);

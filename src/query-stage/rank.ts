@@ -6,9 +6,9 @@
  * A cascade keeps the cost near one plain query for most queries:
  *  1. the plain query alone (exactly the imgSeek ranking's query); its first
  *     PLAIN_WINDOW candidates are checked through the plain view. The ranking stops
- *     when the best is clearly verified: NCC ≥ ACCEPT_NCC once the worst-fitting tenth
- *     of its pixels is left out, and S ahead of the other checked candidates' by
- *     ACCEPT_MARGIN.
+ *     when the best is clearly verified: a score of at least ACCEPT_SCORE, an NCC of at
+ *     least ACCEPT_NCC once the worst-fitting tenth of its pixels is left out, and S
+ *     ahead of the other checked candidates' by ACCEPT_MARGIN.
  *  2. a card photographed on a table (findCard): its rectified variants are searched,
  *     merged in, and the first `checkDepth` candidates checked through every view
  *     (plain, mirrored, rectified); same stopping rule.
@@ -33,10 +33,12 @@ import type { Quad } from './warp.ts';
 const PLAIN_WINDOW = 3;
 /** Stage 1 stops when the best candidate's trimmed NCC reaches this... */
 const ACCEPT_NCC = 0.9;
+/** ...its reported score reaches this (as likely as not the same picture, see score.ts)... */
+const ACCEPT_SCORE = 50;
 /** ...and its S leads the other checked candidates' by this much. */
 const ACCEPT_MARGIN = 60;
 /** Candidates checked after the variants (stage 2), unless the caller says otherwise. */
-export const DEFAULT_CHECK_DEPTH = 10;
+export const DEFAULT_CHECK_DEPTH = 15;
 
 /**
  * Searches several signatures and keeps, per image, the best (lowest) raw score and
@@ -58,7 +60,7 @@ export interface RankOptions {
   sketch?: boolean;
   fast?: boolean;
   allowed?: ReadonlySet<number>;
-  /** Candidates the check re-ranks after the variants (default 10). */
+  /** Candidates the check re-ranks after the variants (default DEFAULT_CHECK_DEPTH). */
   checkDepth?: number;
   /** Stop after the plain query when it is clearly verified (default true). */
   cascade?: boolean;
@@ -245,7 +247,7 @@ function verify(candidates: MergedResult[], kinds: VariantKind[], window: number
 /** Stage 1's stopping rule: the best is verified and clearly ahead of the other checked ones. */
 function clearlyVerified(ranked: VerifiedResult[], window: number, checker: Checker): boolean {
   const top = ranked[0];
-  if (!top || top.check === undefined) return false;
+  if (!top || top.check === undefined || top.score < ACCEPT_SCORE) return false;
   const trimmed = checker.trimmed(top.id, top.view ?? 'plain');
   if (!(trimmed >= ACCEPT_NCC)) return false;
   const second = ranked.slice(1, window).reduce((m, r) => Math.max(m, r.combined), Number.NEGATIVE_INFINITY);
