@@ -33,8 +33,11 @@ import type { Quad } from './warp.ts';
 const PLAIN_WINDOW = 3;
 /** Stage 1 stops when the best candidate's trimmed NCC reaches this... */
 const ACCEPT_NCC = 0.9;
-/** ...its reported score reaches this (as likely as not the same picture, see score.ts)... */
-const ACCEPT_SCORE = 50;
+/**
+ * ...its reported score reaches this (a low bar: it keeps the cascade from stopping on a
+ * look-alike card whose trimmed NCC passes while its plain NCC and score do not)...
+ */
+const ACCEPT_SCORE = 10;
 /** ...and its S leads the other checked candidates' by this much. */
 const ACCEPT_MARGIN = 60;
 /** Candidates checked after the variants (stage 2), unless the caller says otherwise. */
