@@ -6,7 +6,6 @@
  * A cascade keeps the cost near one plain query for most queries:
  *  1. the plain query alone (exactly the imgSeek ranking's query); its first
  *     PLAIN_WINDOW candidates are checked through the plain view. The ranking stops
- *     when none of them has a thumbnail (nothing could verify what variants add), or
  *     when the best is clearly verified: a score of at least ACCEPT_SCORE, an NCC of at
  *     least ACCEPT_NCC once the worst-fitting tenth of its pixels is left out, and S
  *     ahead of the other checked candidates' by ACCEPT_MARGIN.
@@ -146,10 +145,7 @@ export async function rankQuery(query: QueryImage, options: RankOptions): Promis
   if (cascade) {
     const window = Math.min(PLAIN_WINDOW, depth);
     const ranked = verify(merged, kinds, window, checker, false);
-    // Nothing in the window can be checked (a database imported without thumbnails):
-    // the variants could only add look-alikes the check cannot sort out.
-    const uncheckable = ranked.slice(0, window).every((r) => !checker.hasThumbnail(r.id));
-    if (uncheckable || clearlyVerified(ranked, window, checker)) return { results: ranked.slice(0, limit), stage: 'plain', variants: [...kinds] };
+    if (clearlyVerified(ranked, window, checker)) return { results: ranked.slice(0, limit), stage: 'plain', variants: [...kinds] };
   }
 
   /** Searches more variants and merges their results into `merged` (variant numbers follow `kinds`). */
@@ -298,10 +294,6 @@ class Checker {
       if (best === Number.NEGATIVE_INFINITY) return undefined;
     }
     return this.fullCheck(id, kind, thumb);
-  }
-
-  hasThumbnail(id: number): boolean {
-    return this.thumb(id) !== undefined;
   }
 
   /** The trimmed NCC of a candidate already checked through a view, at its alignment. */
