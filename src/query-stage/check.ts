@@ -242,7 +242,9 @@ const STARTS: Alignment[] = [
   { zoom: 1 / 0.9, degrees: 3, dx: 0, dy: 0 },
   { zoom: 1 / 0.9, degrees: -3, dx: 0, dy: 0 },
 ];
+/** Coarse pattern-search steps (the fine stage uses half and a quarter of them). */
 const STEPS = { zoom: 0.03, degrees: 1.5, dx: 0.02, dy: 0.02 };
+/** How far an alignment may go: zoom 0.8-1.25, ±8°, shifts up to 12% of the height. */
 const LIMITS = { zoomMin: 0.8, zoomMax: 1.25, degrees: 8, shift: 0.12 };
 
 /**
