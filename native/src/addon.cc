@@ -32,6 +32,36 @@ double NumberArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   return info[i].As<Napi::Number>().DoubleValue();
 }
 
+// query(coefs, avgl, limit, sketch, fast, allowed?)'s arguments, shared by the index and
+// the segment. The pointers stay valid during the call (the arrays belong to its arguments).
+QueryArgs QueryArgsOf(const Napi::CallbackInfo& info) {
+  QueryArgs q{};
+  q.coefs = TypedArg<Napi::Int32Array>(info, 0, kSignatureLength, "coefs").Data();
+  q.avgl = TypedArg<Napi::Float64Array>(info, 1, kChannels, "avgl").Data();
+  const double limit = NumberArg(info, 2, "limit");
+  q.limit = limit >= 1 ? (limit >= 9e15 ? static_cast<size_t>(9e15) : static_cast<size_t>(limit)) : 0;
+  q.sketch = info.Length() > 3 && info[3].ToBoolean().Value();
+  q.fast = info.Length() > 4 && info[4].ToBoolean().Value();
+  if (info.Length() > 5 && !info[5].IsUndefined() && !info[5].IsNull()) {
+    auto allowed = TypedArg<Napi::Float64Array>(info, 5, 0, "allowed");
+    q.filtered = true;
+    q.allowed = allowed.Data();
+    q.allowedCount = allowed.ElementLength();
+  }
+  return q;
+}
+
+// Ranked results as JavaScript gets them: Float64Array [id, raw, id, raw, ...].
+Napi::Float64Array RankedArray(Napi::Env env, const std::vector<Ranked>& ranked) {
+  auto out = Napi::Float64Array::New(env, ranked.size() * 2);
+  double* o = out.Data();
+  for (const Ranked& r : ranked) {
+    *o++ = r.id;
+    *o++ = r.score;
+  }
+  return out;
+}
+
 // Runs f, turning C++ exceptions into JavaScript ones.
 template <typename F>
 auto Guard(Napi::Env env, F f) -> decltype(f()) {
@@ -164,31 +194,10 @@ class IndexWrap : public Napi::ObjectWrap<IndexWrap> {
 
   // query(coefs, avgl, limit, sketch, fast, allowed?) -> Float64Array [id, raw, id, raw, ...]
   Napi::Value Query(const Napi::CallbackInfo& info) {
-    QueryArgs q{};
-    auto coefs = TypedArg<Napi::Int32Array>(info, 0, kSignatureLength, "coefs");
-    auto avgl = TypedArg<Napi::Float64Array>(info, 1, kChannels, "avgl");
-    const double limit = NumberArg(info, 2, "limit");
-    q.coefs = coefs.Data();
-    q.avgl = avgl.Data();
-    q.limit = limit >= 1 ? (limit >= 9e15 ? static_cast<size_t>(9e15) : static_cast<size_t>(limit)) : 0;
-    q.sketch = info.Length() > 3 && info[3].ToBoolean().Value();
-    q.fast = info.Length() > 4 && info[4].ToBoolean().Value();
-    Napi::Float64Array allowed;
-    if (info.Length() > 5 && !info[5].IsUndefined() && !info[5].IsNull()) {
-      allowed = TypedArg<Napi::Float64Array>(info, 5, 0, "allowed");
-      q.filtered = true;
-      q.allowed = allowed.Data();
-      q.allowedCount = allowed.ElementLength();
-    }
+    const QueryArgs q = QueryArgsOf(info);
     const std::vector<Ranked> ranked = Guard(info.Env(), [&] { return index_.Query(q, index_.SharedScores()); });
     Report(info.Env());
-    auto out = Napi::Float64Array::New(info.Env(), ranked.size() * 2);
-    double* o = out.Data();
-    for (const Ranked& r : ranked) {
-      *o++ = r.id;
-      *o++ = r.score;
-    }
-    return out;
+    return RankedArray(info.Env(), ranked);
   }
 
   Napi::Value MemoryBytes(const Napi::CallbackInfo& info) {
@@ -306,30 +315,9 @@ class SegmentWrap : public Napi::ObjectWrap<SegmentWrap> {
 
   // query(coefs, avgl, limit, sketch, fast, allowed?) -> Float64Array [id, raw, id, raw, ...]
   Napi::Value Query(const Napi::CallbackInfo& info) {
-    QueryArgs q{};
-    auto coefs = TypedArg<Napi::Int32Array>(info, 0, kSignatureLength, "coefs");
-    auto avgl = TypedArg<Napi::Float64Array>(info, 1, kChannels, "avgl");
-    const double limit = NumberArg(info, 2, "limit");
-    q.coefs = coefs.Data();
-    q.avgl = avgl.Data();
-    q.limit = limit >= 1 ? (limit >= 9e15 ? static_cast<size_t>(9e15) : static_cast<size_t>(limit)) : 0;
-    q.sketch = info.Length() > 3 && info[3].ToBoolean().Value();
-    q.fast = info.Length() > 4 && info[4].ToBoolean().Value();
-    Napi::Float64Array allowed;
-    if (info.Length() > 5 && !info[5].IsUndefined() && !info[5].IsNull()) {
-      allowed = TypedArg<Napi::Float64Array>(info, 5, 0, "allowed");
-      q.filtered = true;
-      q.allowed = allowed.Data();
-      q.allowedCount = allowed.ElementLength();
-    }
+    const QueryArgs q = QueryArgsOf(info);
     const std::vector<Ranked> ranked = Guard(info.Env(), [&] { return segment_->Query(q); });
-    auto out = Napi::Float64Array::New(info.Env(), ranked.size() * 2);
-    double* o = out.Data();
-    for (const Ranked& r : ranked) {
-      *o++ = r.id;
-      *o++ = r.score;
-    }
-    return out;
+    return RankedArray(info.Env(), ranked);
   }
 
   Napi::Value MemoryBytes(const Napi::CallbackInfo& info) {

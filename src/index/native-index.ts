@@ -50,16 +50,21 @@ export class NativeImageIndex implements ImageIndex {
   }
 
   query(sig: Signature, options: QueryOptions): RankedResult[] {
-    const limit = Math.max(0, Math.floor(options.limit));
-    if (!(limit > 0)) return [];
-    const allowed = options.allowed === undefined ? undefined : Float64Array.from(options.allowed);
-    const flat = this.handle.query(sig.coefs, sig.avgl, limit, Boolean(options.sketch), Boolean(options.fast), allowed);
-    const out: RankedResult[] = new Array(flat.length >> 1);
-    for (let i = 0, j = 0; j < flat.length; i++, j += 2) out[i] = [flat[j], flat[j + 1]];
-    return out;
+    return queryHandle(this.handle, sig, options);
   }
 
   memoryBytes(): number {
     return this.handle.memoryBytes();
   }
+}
+
+/** A native index or segment handle's query: flat [id, raw, ...] from C++ into RankedResults. */
+export function queryHandle(handle: Pick<NativeIndexHandle, 'query'>, sig: Signature, options: QueryOptions): RankedResult[] {
+  const limit = Math.max(0, Math.floor(options.limit));
+  if (!(limit > 0)) return [];
+  const allowed = options.allowed === undefined ? undefined : Float64Array.from(options.allowed);
+  const flat = handle.query(sig.coefs, sig.avgl, limit, Boolean(options.sketch), Boolean(options.fast), allowed);
+  const out: RankedResult[] = new Array(flat.length >> 1);
+  for (let i = 0, j = 0; j < flat.length; i++, j += 2) out[i] = [flat[j], flat[j + 1]];
+  return out;
 }

@@ -1,6 +1,7 @@
 import type { NativeAddon } from '../signature/native-loader.ts';
 import type { Signature } from '../signature/types.ts';
 import { SegmentFormatError } from './segment-format.ts';
+import { queryHandle } from './native-index.ts';
 import type { QueryOptions, RankedResult, SegmentIndex, SegmentOpenOptions, SignatureBatch } from './types.ts';
 
 /** The segment reader of the C++ addon (native/src/segment.cc). */
@@ -156,12 +157,6 @@ export class NativeSegmentIndex implements SegmentIndex {
   }
 
   query(sig: Signature, options: QueryOptions): RankedResult[] {
-    const limit = Math.max(0, Math.floor(options.limit));
-    if (!(limit > 0)) return [];
-    const allowed = options.allowed === undefined ? undefined : Float64Array.from(options.allowed);
-    const flat = this.handle.query(sig.coefs, sig.avgl, limit, Boolean(options.sketch), Boolean(options.fast), allowed);
-    const out: RankedResult[] = new Array(flat.length >> 1);
-    for (let i = 0, j = 0; j < flat.length; i++, j += 2) out[i] = [flat[j], flat[j + 1]];
-    return out;
+    return queryHandle(this.handle, sig, options);
   }
 }

@@ -37,12 +37,19 @@ export class ServerMetrics {
       collect() { this.reset(); for (const id of catalog.ids()) this.set({ space: String(id) }, catalog.get(id)?.memoryBytes() ?? 0); },
     });
     if (sync) {
+      // One look at the file per scrape serves both lag gauges.
+      let lagAt = 0;
+      let lag = { changes: 0, ms: 0 };
+      const lagNow = () => {
+        if (Date.now() - lagAt > 500) [lag, lagAt] = [sync.lag(), Date.now()];
+        return lag;
+      };
       new Counter({
         name: 'haarseek_reader_refreshes_total', help: 'Index refreshes of this reader, by kind (incremental, full, failed).', labelNames: ['kind'], registers,
         collect() { this.reset(); for (const [kind, n] of Object.entries(sync.refreshes)) this.inc({ kind }, n); },
       });
-      new Gauge({ name: 'haarseek_reader_lag_changes', help: 'Changes the writer has committed that this reader has not applied yet.', registers, collect() { this.set(sync.lag().changes); } });
-      new Gauge({ name: 'haarseek_reader_lag_seconds', help: 'How long ago the writer committed what this reader has not applied yet (0 when current).', registers, collect() { this.set(sync.lag().ms / 1000); } });
+      new Gauge({ name: 'haarseek_reader_lag_changes', help: 'Changes the writer has committed that this reader has not applied yet.', registers, collect() { this.set(lagNow().changes); } });
+      new Gauge({ name: 'haarseek_reader_lag_seconds', help: 'How long ago the writer committed what this reader has not applied yet (0 when current).', registers, collect() { this.set(lagNow().ms / 1000); } });
       new Gauge({ name: 'haarseek_reader_stale', help: '1 while the reader answers from its last good snapshot because a refresh failed.', registers, collect() { this.set(sync.stale ? 1 : 0); } });
     }
   }
