@@ -89,3 +89,35 @@ describe('haarseek signature', () => {
     expect(err.stderr).toContain(textFile);
   });
 });
+
+describe('haarseek serve refuses a bad configuration with one line and no start', () => {
+  const serve = (args: string[], env: NodeJS.ProcessEnv) =>
+    run(process.execPath, [CLI, 'serve', '--port', '1', ...args], { env: { ...process.env, ...env }, timeout: 30_000 }).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
+    );
+
+  it('an unknown ranking, by flag or by HAARSEEK_RANKING', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'haarseek-cli-'));
+    const byFlag = await serve(['--data', data, '--ranking', 'best'], {});
+    expect(byFlag.code).not.toBe(0);
+    expect(byFlag.stderr).toMatch(/--ranking.*best.*verified, imgseek|verified, imgseek/s);
+    const byEnv = await serve(['--data', data], { HAARSEEK_RANKING: 'best' });
+    expect(byEnv).toEqual({ code: 2, stderr: 'haarseek: HAARSEEK_RANKING must be verified or imgseek, not "best"\n' });
+    rmSync(data, { recursive: true, force: true });
+  });
+
+  it('an empty write.key file', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'haarseek-cli-'));
+    writeFileSync(join(data, 'write.key'), '\n');
+    const env = { ...process.env };
+    delete env.HAARSEEK_WRITE_KEY;
+    const result = await run(process.execPath, [CLI, 'serve', '--data', data, '--port', '1'], { env, timeout: 30_000 }).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
+    );
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(`haarseek: ${join(data, 'write.key')} is empty: write a key into it or delete it to have one generated\n`);
+    rmSync(data, { recursive: true, force: true });
+  });
+});

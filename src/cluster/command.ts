@@ -6,7 +6,7 @@ import pino from 'pino';
 import { DEFAULTS } from '../server/config.ts';
 import { collect, parsePositiveInt } from '../server/command.ts';
 import { terminalOrJson } from '../server/log.ts';
-import { resolveWriteKey } from '../server/write-key.ts';
+import { writeKeyOrExit } from '../server/write-key.ts';
 import { ClusterLockedError } from '../errors.ts';
 
 interface ClusterOptions {
@@ -61,7 +61,7 @@ export function configureClusterCommand(command: Command): Command {
         process.exit(2);
       }
       mkdirSync(opts.data, { recursive: true });
-      const key = resolveWriteKey(resolve(opts.data), opts.writeKey ?? process.env.HAARSEEK_WRITE_KEY);
+      const key = writeKeyOrExit(resolve(opts.data), opts.writeKey ?? process.env.HAARSEEK_WRITE_KEY, 'haarseek cluster');
       const { Supervisor } = await import('./supervisor.ts');
       const supervisor = new Supervisor(
         {

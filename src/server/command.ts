@@ -6,7 +6,7 @@ import type { RunningServer } from './app.ts';
 import { DEFAULTS, type ServerConfig } from './config.ts';
 import { LogRing, createLogger } from './log.ts';
 import { WriterLockedError } from '../errors.ts';
-import { resolveWriteKey } from './write-key.ts';
+import { writeKeyOrExit } from './write-key.ts';
 
 export function parsePositiveInt(value: string): number {
   const n = Number(value);
@@ -105,7 +105,7 @@ export function registerServeCommand(program: Command): void {
         ranking: opts.ranking ?? rankingFromEnvironment(),
       };
       mkdirSync(config.dataDir, { recursive: true });
-      config.writeKey = resolveWriteKey(config.dataDir, opts.writeKey ?? process.env.HAARSEEK_WRITE_KEY).key;
+      config.writeKey = writeKeyOrExit(config.dataDir, opts.writeKey ?? process.env.HAARSEEK_WRITE_KEY, 'haarseek').key;
       const ring = new LogRing();
       const log = await createLogger(config.logLevel, { role: config.role, port }, ring);
       let stopping = false;

@@ -2,6 +2,24 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+/** The key could not be had (an empty or unreadable key file): the process does not start. */
+export class WriteKeyError extends Error {
+  override name = 'WriteKeyError';
+}
+
+/**
+ * resolveWriteKey for a command: a key, or one line on stderr and exit code 2
+ * (no stack trace for an operator to read through).
+ */
+export function writeKeyOrExit(dataDir: string, given: string | undefined, command: string): ReturnType<typeof resolveWriteKey> {
+  try {
+    return resolveWriteKey(dataDir, given);
+  } catch (err) {
+    process.stderr.write(`${command}: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+}
+
 /** Where a generated key is kept: readable by the operator's account only. */
 export function writeKeyPath(dataDir: string): string {
   return join(dataDir, 'write.key');
@@ -35,7 +53,7 @@ export function resolveWriteKey(dataDir: string, given: string | undefined): { k
 
 function readKey(file: string): string {
   const key = readFileSync(file, 'utf8').trim();
-  if (key.length === 0) throw new Error(`${file} is empty: write a key into it or delete it to have one generated`);
+  if (key.length === 0) throw new WriteKeyError(`${file} is empty: write a key into it or delete it to have one generated`);
   return key;
 }
 
