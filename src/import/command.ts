@@ -1,5 +1,5 @@
-import { existsSync, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type Database from 'better-sqlite3';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULTS, databasePath } from '../server/config.ts';
@@ -107,44 +107,22 @@ async function withDataDirectory<T>(dataDir: string, verb: 'import' | 'export', 
   const dir = resolve(dataDir);
   const dbPath = databasePath(dir);
   if (verb === 'export' && !existsSync(dbPath)) throw new ImportError('space', `there is no haarseek database in ${dir} (${dbPath} does not exist)`);
-  mkdirSync(dir, { recursive: true });
   const how = verb === 'import' ? 'load the file through it (XML-RPC loadDb/loadAllDbs)' : 'export through it (XML-RPC saveDbAs/saveAllDbsAs)';
-  if (await clusterRunning(dir)) {
-    throw new DirectoryBusyError(`a haarseek cluster is running on ${dir}; stop it before ${verb}ing here, or ${how}`);
-  }
+  const [{ withDirectoryLock }, { openWritable }] = await Promise.all([import('../server/writer-lock.ts'), import('../store/open.ts')]);
   // Losing the lock midway (another process judged it stale) rolls the work back.
-  const lost = new AbortController();
-  const { acquireWriterLock } = await import('../server/writer-lock.ts');
-  const { openWritable } = await import('../store/open.ts');
-  let release: () => Promise<void>;
-  try {
-    release = await acquireWriterLock(dbPath, 0, (err) => {
-      lost.abort(new Error(`the writer lock on ${dbPath} was lost during the ${verb} (${err.message}); nothing was written`));
-    });
-  } catch (err) {
-    if ((err as Error).name === 'WriterLockedError') {
-      throw new DirectoryBusyError(`a haarseek writer is running on ${dir} (${(err as Error).message}); stop it before ${verb}ing here, or ${how}`);
-    }
-    throw err;
-  }
-  try {
-    const db = openWritable(dbPath);
-    try {
-      return await work(db, lost.signal);
-    } finally {
-      db.close();
-    }
-  } finally {
-    await release();
-  }
-}
-
-/** Whether a `haarseek cluster` supervisor holds its lock on this data directory. */
-async function clusterRunning(dir: string): Promise<boolean> {
-  const { default: lockfile } = await import('proper-lockfile');
-  try {
-    return await lockfile.check(dir, { realpath: false, lockfilePath: `${join(dir, 'cluster')}.lock`, stale: 10_000 });
-  } catch {
-    return false;
-  }
+  return withDirectoryLock(
+    dir,
+    {
+      refuse: ({ holder, detail }) => new DirectoryBusyError(`a haarseek ${holder} is running on ${dir}${detail ? ` (${detail})` : ''}; stop it before ${verb}ing here, or ${how}`),
+      lost: (err, path) => new Error(`the writer lock on ${path} was lost during the ${verb} (${err.message}); nothing was written`),
+    },
+    async (path, lost) => {
+      const db = openWritable(path);
+      try {
+        return await work(db, lost);
+      } finally {
+        db.close();
+      }
+    },
+  );
 }

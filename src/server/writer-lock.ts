@@ -1,6 +1,8 @@
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { WriterLockedError } from '../errors.ts';
+import { databasePath } from './config.ts';
 
 export interface LockHolder {
   pid: number;
@@ -54,5 +56,48 @@ function isAlive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as { code?: string }).code === 'EPERM';
+  }
+}
+
+/** Why a command could not take a data directory: a cluster or a writer runs there. */
+export interface DirectoryRefusal {
+  holder: 'cluster' | 'writer';
+  /** The writer lock's own message (who holds it), for holder 'writer'. */
+  detail?: string;
+}
+
+/**
+ * Runs work on a data directory's database under the writer's lock, as the offline
+ * commands (import, export, add --data) do: refused while a cluster or a writer runs
+ * there (refuse builds the error to throw). Losing the lock midway (another process
+ * judged it stale) aborts the signal with the error errors.lost builds.
+ */
+export async function withDirectoryLock<T>(
+  dataDir: string,
+  errors: { refuse(why: DirectoryRefusal): Error; lost(err: Error, dbPath: string): Error },
+  work: (dbPath: string, lost: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const dir = resolve(dataDir);
+  const dbPath = databasePath(dir);
+  mkdirSync(dir, { recursive: true });
+  let clusterRuns = false;
+  try {
+    clusterRuns = await lockfile.check(dir, { realpath: false, lockfilePath: `${join(dir, 'cluster')}.lock`, stale: 10_000 });
+  } catch {
+    clusterRuns = false;
+  }
+  if (clusterRuns) throw errors.refuse({ holder: 'cluster' });
+  const lost = new AbortController();
+  let release: () => Promise<void>;
+  try {
+    release = await acquireWriterLock(dbPath, 0, (err) => lost.abort(errors.lost(err, dbPath)));
+  } catch (err) {
+    if (err instanceof WriterLockedError) throw errors.refuse({ holder: 'writer', detail: err.message });
+    throw err;
+  }
+  try {
+    return await work(dbPath, lost.signal);
+  } finally {
+    await release();
   }
 }
