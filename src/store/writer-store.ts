@@ -8,7 +8,15 @@ import { FileError } from '../errors.ts';
 
 /** How many change-log rows are kept for readers to replay; older readers reload fully. */
 const CHANGE_LOG_KEEP = 200_000;
+/** Rows always kept, whatever covers them: a reader mid-refresh still finds its next change. */
+const CHANGE_LOG_MIN_KEEP = 1_000;
 const TRIM_EVERY = 1_000;
+
+/**
+ * Something that still needs change-log rows (a publisher to other hosts, say): rows
+ * after the sequence it returns are never trimmed.
+ */
+export type ChangeLogHold = () => number;
 
 /**
  * The writer's view of the database. Every method is one transaction, committed (and
@@ -20,6 +28,10 @@ const IMAGE_COLUMNS = 'db_id, image_id, width, height, avgl_y, avgl_i, avgl_q, s
 export class WriterStore extends StoreQueries {
   private writesSinceTrim = 0;
   private readonly w;
+  private readonly holds = new Set<ChangeLogHold>();
+  private readonly commitListeners = new Set<() => void>();
+  /** The change-log position that index segments cover (rows up to it are not needed to rebuild). */
+  private coveredSeq = 0;
 
   private constructor(db: Database.Database, readonly path: string) {
     super(db);
@@ -37,8 +49,39 @@ export class WriterStore extends StoreQueries {
       removeKeyword: db.prepare('DELETE FROM keywords WHERE db_id = ? AND image_id = ? AND keyword = ?'),
       logImage: db.prepare("INSERT INTO changes (op, db_id, image_id) VALUES ('image', ?, ?)"),
       logSpace: db.prepare("INSERT INTO changes (op, db_id) VALUES ('space', ?)"),
-      trim: db.prepare('DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - ?'),
+      trim: db.prepare('DELETE FROM changes WHERE seq <= ?'),
     };
+  }
+
+  /** Keeps the change-log rows after hold()'s sequence until it moves on; returns the release. */
+  holdChanges(hold: ChangeLogHold): () => void {
+    this.holds.add(hold);
+    return () => this.holds.delete(hold);
+  }
+
+  /** Called after every committed write transaction of this connection. */
+  onCommit(listener: () => void): () => void {
+    this.commitListeners.add(listener);
+    return () => this.commitListeners.delete(listener);
+  }
+
+  /**
+   * Says index segments now cover the log up to seq, and trims what nobody needs: rows
+   * up to the segments' sequence (a bulk load's million rows go at once), never the
+   * last CHANGE_LOG_MIN_KEEP, never a row a hold still needs.
+   */
+  coveredBySegments(seq: number): number {
+    this.coveredSeq = Math.max(this.coveredSeq, seq);
+    return this.trimChanges();
+  }
+
+  /** Deletes the rows nobody needs any more; returns how many went. */
+  trimChanges(): number {
+    const last = this.lastSeq();
+    let floor = Math.max(last - CHANGE_LOG_KEEP, Math.min(this.coveredSeq, last - CHANGE_LOG_MIN_KEEP));
+    for (const hold of this.holds) floor = Math.min(floor, hold());
+    if (floor <= 0) return 0;
+    return this.db.transaction(() => this.w.trim.run(floor).changes)();
   }
 
   static open(path: string): WriterStore {
@@ -214,14 +257,12 @@ export class WriterStore extends StoreQueries {
   }
 
   private write<T>(body: () => T): T {
-    const result = this.db.transaction(() => {
-      const value = body();
-      if (++this.writesSinceTrim >= TRIM_EVERY) {
-        this.writesSinceTrim = 0;
-        this.w.trim.run(CHANGE_LOG_KEEP);
-      }
-      return value;
-    })();
+    const result = this.db.transaction(body)();
+    if (++this.writesSinceTrim >= TRIM_EVERY) {
+      this.writesSinceTrim = 0;
+      this.trimChanges();
+    }
+    for (const listener of this.commitListeners) listener();
     return result;
   }
 }
