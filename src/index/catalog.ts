@@ -1,8 +1,8 @@
-import type { ImageIndex, SignatureBatch, SpaceLoader } from './types.ts';
+import type { ImageIndex, SignatureBatch, SpaceFilter, SpaceLoader } from './types.ts';
 
 /** Where a reload reads from: a consistent snapshot of the stored spaces (src/store). */
 export interface SnapshotSource {
-  snapshot(only: ReadonlySet<number> | undefined, load: SpaceLoader): { seq: number; knownSpaces: number[] };
+  snapshot(only: SpaceFilter | undefined, load: SpaceLoader): { seq: number; knownSpaces: number[] };
 }
 
 /** The in-memory indexes of every database space, by space id. */
@@ -57,7 +57,7 @@ export class IndexCatalog {
    * Rebuilds the spaces of a snapshot (every space, or only those given) and keeps
    * exactly the spaces the snapshot knows. Returns the change-log position it matches.
    */
-  reloadFrom(source: SnapshotSource, only?: ReadonlySet<number>): number {
+  reloadFrom(source: SnapshotSource, only?: SpaceFilter): number {
     const { seq, knownSpaces } = source.snapshot(only, (dbId, batches) => this.load(dbId, batches));
     this.retain(knownSpaces);
     return seq;

@@ -21,7 +21,7 @@ import {
   encodeHeader,
   segmentLayout,
 } from './segment-format.ts';
-import type { SignatureBatch } from './types.ts';
+import type { SignatureBatch, SpaceFilter } from './types.ts';
 
 export interface SegmentWriteOptions {
   /** The change-log sequence the signatures match (every change up to it is in). */
@@ -346,7 +346,7 @@ export function segmentPath(dir: string, dbId: number): string {
  * the snapshot does not know are deleted. Each file is replaced atomically; readers
  * holding an older file mapped keep it.
  */
-export function writeSnapshotSegments(source: SnapshotSource, dir: string, only?: ReadonlySet<number>): { seq: number; segments: WrittenSegment[] } {
+export function writeSnapshotSegments(source: SnapshotSource, dir: string, only?: SpaceFilter): { seq: number; segments: WrittenSegment[] } {
   const pending: Array<{ tmp: string; path: string; written: Omit<WrittenSegment, 'path'> }> = [];
   try {
     // The snapshot's sequence is known when it returns (one read transaction): each

@@ -27,6 +27,11 @@ export interface SignatureBatch {
  * Receives each space of a stored snapshot with its images, batch by batch. The batches
  * are only valid while they are iterated (their arrays are reused).
  */
+/** Which spaces a snapshot covers (a Set will do). */
+export interface SpaceFilter {
+  has(dbId: number): boolean;
+}
+
 export type SpaceLoader = (dbId: number, batches: Iterable<SignatureBatch>) => void;
 
 /** [image id, raw imgSeek score]; lower raw is more similar. */

@@ -13,7 +13,9 @@ import { faultResponse } from '../rpc/wire.ts';
 import { createService } from '../service/service.ts';
 import { WriterStore } from '../store/writer-store.ts';
 import { Admission } from './admission.ts';
-import { type ServerConfig, databasePath, protectedPaths, savepointPath } from './config.ts';
+import { type ServerConfig, databasePath, protectedPaths, savepointPath, segmentDir } from './config.ts';
+import { IndexLoader } from './index-loader.ts';
+import { SegmentKeeper } from './segment-keeper.ts';
 import { type LogRing } from './log.ts';
 import { LoopDelayWindow } from './loop-delay.ts';
 import { ServerMetrics } from './metrics.ts';
@@ -46,17 +48,36 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
 
   let writer: WriterStore | undefined;
   let sync: ReaderSync | undefined;
+  let keeper: SegmentKeeper | undefined;
   let releaseLock: (() => Promise<void>) | undefined;
+  // The writer checks each segment's checksum; readers open what it wrote and renamed into place.
+  const loader = new IndexLoader({ engine, catalog, segmentDir: segmentDir(config.dataDir), verify: config.role === 'writer', log });
   if (config.role === 'writer') {
     releaseLock = await acquireWriterLock(dbPath, config.port, (err) => {
       log.fatal({ err: err.message }, 'lost the writer lock; stopping so that no second writer can corrupt the database');
       process.exit(1);
     });
-    writer = WriterStore.open(dbPath);
-    catalog.reloadFrom(writer);
-    log.info({ spaces: catalog.ids().length, images: catalog.imageCount(), engine: engine.name }, 'writer opened the database');
+    const store = WriterStore.open(dbPath);
+    writer = store;
+    const load = loader.load(store);
+    log.info({ spaces: catalog.ids().length, images: catalog.imageCount(), engine: engine.name, ...load }, 'writer opened the database');
+    keeper = new SegmentKeeper({
+      dbPath,
+      dir: segmentDir(config.dataDir),
+      store,
+      catalog,
+      segmentSeq: () => loader.current?.seq ?? null,
+      deltaMax: config.segmentDeltaMax,
+      log,
+      onWritten: () => {
+        // The writer's own indexes move onto the new files (its private copy goes), then the log rows they cover go.
+        const switched = loader.load(store);
+        const trimmed = store.coveredBySegments(switched.segmentSeq ?? 0);
+        log.info({ ...switched, trimmedChanges: trimmed }, 'switched to the new index segments');
+      },
+    });
   } else {
-    sync = new ReaderSync({ dbPath, catalog, log, retryBoundMs: config.refreshRetryMs, busyTimeoutMs: 100 });
+    sync = new ReaderSync({ dbPath, catalog, loader, log, retryBoundMs: config.refreshRetryMs, busyTimeoutMs: 100 });
   }
 
   const service = createService({
@@ -77,7 +98,7 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
   const startedAt = Date.now();
   const admission = new Admission(config.maxInFlight);
   const loopDelay = new LoopDelayWindow();
-  const metrics = new ServerMetrics({ role: config.role, port: config.port }, { catalog, admission, sync });
+  const metrics = new ServerMetrics({ role: config.role, port: config.port }, { catalog, admission, sync, segmentSeq: () => loader.current?.seq ?? null });
   let requests = 0;
   const ctx: RpcContext = {
     service,
@@ -96,6 +117,7 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
       spaces: catalog.ids().length,
       images: catalog.imageCount(),
       indexBytes: catalog.memoryBytes(),
+      segmentBytes: catalog.mappedBytes(),
       rssBytes: process.memoryUsage().rss,
     }),
     recentLog: (lines) => ring.tail(lines),
@@ -214,6 +236,12 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
       eventLoopDelayMaxMs: loopDelay.maxMs(),
       refreshes: sync?.refreshes,
       lastFullLoadMs: sync?.lastFullLoadMs,
+      segments: {
+        seq: loader.current?.seq ?? null,
+        mappedBytes: catalog.mappedBytes(),
+        privateIndexBytes: catalog.memoryBytes(),
+        ...(keeper && { writing: keeper.writing, written: keeper.written, failed: keeper.failed, lastWriteMs: keeper.lastWriteMs, backlog: keeper.backlog() }),
+      },
     });
   });
 
@@ -226,6 +254,7 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
       await app.close();
       await parser.close();
       loopDelay.close();
+      await keeper?.stop();
       sync?.close();
       writer?.close();
       await releaseLock?.();

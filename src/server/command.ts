@@ -40,6 +40,7 @@ interface ServeOptions {
   imageUrlTemplate?: string;
   iqdbSpace: number;
   ranking?: Ranking;
+  segmentDeltaMax: number;
 }
 
 function rankingFromEnvironment(): Ranking {
@@ -78,6 +79,7 @@ export function registerServeCommand(program: Command): void {
     .option('--parse-workers <n>', 'threads parsing large XML-RPC bodies off the event loop (0: parse inline)', parsePositiveInt, DEFAULTS.parseWorkers)
     .option('--image-url-template <url>', 'where the search page loads an image by id for its thumbnails; {id} is replaced, e.g. https://img.example/{id}.jpg (default: no thumbnails)')
     .addOption(new Option('--ranking <ranking>', 'how image queries are ranked when a call names none: verified (query variants and a thumbnail check) or imgseek (exactly imgSeek\'s scores and order); default HAARSEEK_RANKING, else verified').choices(['verified', 'imgseek']))
+    .option('--segment-delta-max <n>', 'writer: write a new index segment set (shared by the readers through the page cache) once this many changes came after the current one; a smaller database is loaded from SQLite', parsePositiveInt, DEFAULTS.segmentDeltaMax)
     .option('--iqdb-space <n>', 'database space of the iqdb-compatible routes (POST /images/:id, POST /query, GET /status)', parsePositiveInt, DEFAULTS.iqdbSpace)
     .action(async (opts: ServeOptions) => {
       const port = opts.port ?? (opts.role === 'writer' ? DEFAULTS.writerPort : DEFAULTS.readerBasePort);
@@ -103,6 +105,7 @@ export function registerServeCommand(program: Command): void {
         imageUrlTemplate: opts.imageUrlTemplate || null,
         iqdbSpace: opts.iqdbSpace,
         ranking: opts.ranking ?? rankingFromEnvironment(),
+        segmentDeltaMax: Math.max(1, opts.segmentDeltaMax),
       };
       mkdirSync(config.dataDir, { recursive: true });
       config.writeKey = writeKeyOrExit(config.dataDir, opts.writeKey ?? process.env.HAARSEEK_WRITE_KEY, 'haarseek').key;

@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import { DEFAULT_DECODE_LIMITS } from '../image/limits.ts';
 import type { Ranking } from '../service/context.ts';
 
@@ -34,6 +34,8 @@ export interface ServerConfig {
   iqdbSpace: number;
   /** How image queries are ranked when a call names no ranking. */
   ranking: Ranking;
+  /** The writer writes a new index segment set past this many changes after the current one. */
+  segmentDeltaMax: number;
 }
 
 export const DEFAULTS = {
@@ -55,6 +57,7 @@ export const DEFAULTS = {
   parseWorkers: 1,
   iqdbSpace: 1,
   ranking: 'verified' as Ranking,
+  segmentDeltaMax: 10_000,
 };
 
 export function databasePath(dataDir: string): string {
@@ -63,6 +66,11 @@ export function databasePath(dataDir: string): string {
 
 export function savepointPath(dataDir: string): string {
   return join(resolve(dataDir), 'haarseek.savepoint.db');
+}
+
+/** Where the writer keeps the index segment files (src/index/segment-writer.ts) and their manifest. */
+export function segmentDir(dataDir: string): string {
+  return join(resolve(dataDir), 'segments');
 }
 
 /**
@@ -82,5 +90,6 @@ export function protectedPaths(dataDir: string): string[] {
     `${savepointPath(dataDir)}-journal`,
     join(resolve(dataDir), 'cluster.lock'),
     join(resolve(dataDir), 'write.key'),
+    segmentDir(dataDir) + sep,
   ];
 }

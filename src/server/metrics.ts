@@ -17,7 +17,7 @@ export class ServerMetrics {
   private readonly duration: Histogram<'door'>;
   private readonly stages: Histogram<'stage'>;
 
-  constructor(labels: { role: string; port: number }, sources: { catalog: IndexCatalog; admission: Admission; sync?: ReaderSync }) {
+  constructor(labels: { role: string; port: number }, sources: { catalog: IndexCatalog; admission: Admission; sync?: ReaderSync; segmentSeq?: () => number | null }) {
     this.registry.setDefaultLabels({ role: labels.role, port: String(labels.port) });
     collectDefaultMetrics({ register: this.registry, prefix: 'haarseek_' });
     const registers = [this.registry];
@@ -33,9 +33,14 @@ export class ServerMetrics {
       collect() { this.reset(); for (const id of catalog.ids()) this.set({ space: String(id) }, catalog.get(id)?.size ?? 0); },
     });
     new Gauge({
-      name: 'haarseek_index_bytes', help: 'Bytes held by each space\'s in-memory index.', labelNames: ['space'], registers,
+      name: 'haarseek_index_bytes', help: 'Bytes held privately by each space\'s index (a segment\'s delta and removal mask, or the whole in-memory index).', labelNames: ['space'], registers,
       collect() { this.reset(); for (const id of catalog.ids()) this.set({ space: String(id) }, catalog.get(id)?.memoryBytes() ?? 0); },
     });
+    new Gauge({ name: 'haarseek_segment_mapped_bytes', help: 'Bytes of index segment files this process maps (shared through the page cache with every process on the host).', registers, collect() { this.set(catalog.mappedBytes()); } });
+    if (sources.segmentSeq) {
+      const seq = sources.segmentSeq;
+      new Gauge({ name: 'haarseek_segment_seq', help: 'Change-log position of the index segment set in use (-1: none; the spaces are read from the database).', registers, collect() { this.set(seq() ?? -1); } });
+    }
     if (sync) {
       // One look at the file per scrape serves both lag gauges.
       let lagAt = 0;

@@ -3,14 +3,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import type { IndexCatalog } from '../index/catalog.ts';
-import type { Signature } from '../signature/types.ts';
 import { readChangeToken } from '../store/change-token.ts';
 import { openReadOnly } from '../store/open.ts';
 import { StoreQueries } from '../store/queries.ts';
+import { type IndexLoad, type IndexLoader, replayChanges } from './index-loader.ts';
 
 export interface ReaderSyncOptions {
   dbPath: string;
   catalog: IndexCatalog;
+  /** Builds the indexes from the newest segment set plus the log (or from the database alone). */
+  loader: IndexLoader;
   log: Logger;
   /** How long one refresh keeps retrying before answering from the last snapshot. */
   retryBoundMs: number;
@@ -19,10 +21,12 @@ export interface ReaderSyncOptions {
 }
 
 /**
- * Keeps a reader's in-memory indexes equal to the database file. `ensureFresh` runs
- * before every request: a cheap change-token check, then an incremental replay of the
- * change log (or a full reload when the log cannot bridge the gap), retried with
- * backoff; past the bound the reader answers from its last good snapshot, marked stale.
+ * Keeps a reader's indexes equal to the database file. `ensureFresh` runs before every
+ * request: a cheap change-token check (and one stat of the segment manifest), then an
+ * incremental replay of the change log, or a new load (newest segments plus the log
+ * after them) when the writer put new segments in place or the log cannot bridge the
+ * gap; retried with backoff; past the bound the reader answers from its last good
+ * state, marked stale.
  */
 export class ReaderSync {
   private db: Database.Database | null = null;
@@ -37,6 +41,7 @@ export class ReaderSync {
   lastError: string | null = null;
   refreshes = { incremental: 0, full: 0, failed: 0 };
   lastFullLoadMs: number | null = null;
+  lastLoad: IndexLoad | null = null;
 
   constructor(private readonly o: ReaderSyncOptions) {}
 
@@ -65,7 +70,7 @@ export class ReaderSync {
 
   async ensureFresh(): Promise<void> {
     const token = readChangeToken(this.o.dbPath);
-    if (token !== null && token === this.appliedToken && !this.stale) {
+    if (token !== null && token === this.appliedToken && !this.stale && !this.o.loader.newerSegments()) {
       this.lastRefreshAt = Date.now();
       return;
     }
@@ -127,46 +132,23 @@ export class ReaderSync {
       this.seq = -1;
     }
     const queries = this.queries!;
-    const delta = this.seq < 0 ? null : queries.changesSince(this.seq);
+    const delta = this.seq < 0 || this.o.loader.newerSegments() ? null : queries.changesSince(this.seq);
     if (delta === null) {
-      const started = Date.now();
-      this.seq = this.o.catalog.reloadFrom(queries);
+      const load = this.o.loader.load(queries);
+      this.seq = load.seq;
+      this.lastLoad = load;
       this.refreshes.full++;
-      this.lastFullLoadMs = Date.now() - started;
+      this.lastFullLoadMs = load.durationMs;
       this.o.log.info(
-        { spaces: this.o.catalog.ids().length, images: this.o.catalog.imageCount(), seq: this.seq, durationMs: this.lastFullLoadMs },
-        'loaded the full database',
+        { spaces: this.o.catalog.ids().length, images: this.o.catalog.imageCount(), ...load },
+        load.segmentSeq === null ? 'loaded the full database' : 'loaded the index segments and the changes after them',
       );
       return;
     }
     if (delta.changes.length === 0) return;
-    const reloadSpaces = new Set<number>();
-    const images = new Map<string, { dbId: number; imageId: number; sig: Signature | null }>();
-    for (const change of delta.changes) {
-      if (change.op === 'space') reloadSpaces.add(change.dbId);
-      else images.set(`${change.dbId}:${change.imageId}`, change);
-    }
-    if (reloadSpaces.size > 0) {
-      // Space-level changes (create, reset, remove, load) reload those spaces from one snapshot.
-      // Later commits the snapshot may include are replayed again next time: harmless,
-      // since every replayed change carries the image's current state.
-      this.o.catalog.reloadFrom(queries, reloadSpaces);
-      for (const { dbId, imageId, sig } of images.values()) {
-        if (reloadSpaces.has(dbId)) continue;
-        applyImage(this.o.catalog, dbId, imageId, sig);
-      }
-      this.seq = delta.seq;
-    } else {
-      for (const { dbId, imageId, sig } of images.values()) applyImage(this.o.catalog, dbId, imageId, sig);
-      this.seq = delta.seq;
-    }
+    this.seq = replayChanges(this.o.catalog, queries, delta.changes, delta.seq);
     this.refreshes.incremental++;
   }
-}
-
-function applyImage(catalog: IndexCatalog, dbId: number, imageId: number, sig: Signature | null): void {
-  if (sig) catalog.ensure(dbId).add(imageId, sig);
-  else catalog.get(dbId)?.remove(imageId);
 }
 
 function isCorruption(err: unknown): boolean {

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import { FileError, ImageError, PathNotAllowedError } from '../errors.ts';
 import type { ServiceContext } from './context.ts';
 import { importIskAsync, sniffDatabaseFile } from '../import/import.ts';
@@ -122,23 +122,31 @@ export class FileService {
    */
   private usablePath(path: string, mustExist: boolean): string {
     const file = confinePath(path, this.ctx.o.allowedDirs, false);
-    if (this.ctx.o.protectedPaths.some((p) => samePath(p, file))) {
-      throw new PathNotAllowedError(`${path} is a file this server runs on (its database, journal, lock, key or save point); choose another file name`);
+    if (this.ctx.o.protectedPaths.some((p) => (p.endsWith(sep) ? insideDir(p, file) : samePath(p, file)))) {
+      throw new PathNotAllowedError(`${path} is a file this server runs on (its database, journal, lock, key, save point or index segments); choose another file name`);
     }
     if (mustExist && !existsSync(file)) throw new FileError(`no such file: ${path}`);
     return file;
   }
 }
 
+function realOrResolved(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return resolve(p);
+  }
+}
+
 function samePath(a: string, b: string): boolean {
-  const real = (p: string) => {
-    try {
-      return realpathSync(p);
-    } catch {
-      return resolve(p);
-    }
-  };
-  return real(a) === real(b);
+  return realOrResolved(a) === realOrResolved(b);
+}
+
+/** Whether file is dir itself or inside it (dir ends with a separator). */
+function insideDir(dir: string, file: string): boolean {
+  const d = realOrResolved(dir);
+  const f = realOrResolved(file);
+  return f === d || f.startsWith(d.endsWith(sep) ? d : d + sep);
 }
 
 function listImageFiles(root: string, recurse: boolean): Array<{ file: string; name: string; id: number | null }> {

@@ -49,7 +49,7 @@ export class WriterStore extends StoreQueries {
       removeKeyword: db.prepare('DELETE FROM keywords WHERE db_id = ? AND image_id = ? AND keyword = ?'),
       logImage: db.prepare("INSERT INTO changes (op, db_id, image_id) VALUES ('image', ?, ?)"),
       logSpace: db.prepare("INSERT INTO changes (op, db_id) VALUES ('space', ?)"),
-      trim: db.prepare('DELETE FROM changes WHERE seq <= ?'),
+      trim: db.prepare('DELETE FROM changes WHERE seq < ?'),
     };
   }
 
@@ -67,8 +67,9 @@ export class WriterStore extends StoreQueries {
 
   /**
    * Says index segments now cover the log up to seq, and trims what nobody needs: rows
-   * up to the segments' sequence (a bulk load's million rows go at once), never the
-   * last CHANGE_LOG_MIN_KEEP, never a row a hold still needs.
+   * before the segments' sequence (a bulk load's million rows go at once; the row at
+   * it stays, as the fingerprint segment sets are checked against), never the last
+   * CHANGE_LOG_MIN_KEEP, never a row a hold still needs.
    */
   coveredBySegments(seq: number): number {
     this.coveredSeq = Math.max(this.coveredSeq, seq);

@@ -63,12 +63,12 @@ export interface ServerProcess {
 export async function startServerProcess(
   role: 'writer' | 'reader',
   dataDir: string,
-  opts: { port?: number; writerUrl?: string; extraArgs?: string[]; waitHealthy?: boolean } = {},
+  opts: { port?: number; writerUrl?: string; extraArgs?: string[]; waitHealthy?: boolean; env?: NodeJS.ProcessEnv } = {},
 ): Promise<ServerProcess> {
   const port = opts.port ?? (await freePort());
   const args = [CLI, 'serve', '--role', role, '--data', dataDir, '--port', String(port), '--log-level', 'warn', ...(opts.extraArgs ?? [])];
   if (opts.writerUrl) args.push('--writer-url', opts.writerUrl);
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: TEST_ENV });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? TEST_ENV });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
