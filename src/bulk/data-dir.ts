@@ -1,4 +1,6 @@
 import { resolve } from 'node:path';
+import { segmentDir } from '../server/config.ts';
+import { writeSegmentSetOffline } from '../server/segment-set.ts';
 import { withDirectoryLock } from '../server/writer-lock.ts';
 import { BulkError, EXIT } from './errors.ts';
 
@@ -16,7 +18,12 @@ export function withWriterLock<T>(dataDir: string, throughServer: string, work: 
         new BulkError(`a haarseek ${holder} is running on ${resolve(dataDir)}${detail ? ` (${detail})` : ''}; stop it first, or ${throughServer}`, EXIT.locked),
       lost: (err, dbPath) => new BulkError(`the writer lock on ${dbPath} was lost (${err.message}); stopped before the next commit`),
     },
-    work,
+    async (dbPath, lost) => {
+      const result = await work(dbPath, lost);
+      // The next start maps what was added instead of reading it from SQLite.
+      writeSegmentSetOffline(dbPath, segmentDir(dataDir));
+      return result;
+    },
   );
 }
 

@@ -17,7 +17,7 @@ export interface InstanceSpec {
 }
 
 export interface RestartPolicy {
-  /** First restart delay; doubles per consecutive failure. */
+  /** Restart delay after a second consecutive failure (the first restarts at once); doubles per further failure. */
   initialBackoffMs: number;
   maxBackoffMs: number;
   /** A run this long counts as stable and resets the backoff. */
@@ -167,7 +167,9 @@ export class Instance {
       this.setState('given-up');
       return;
     }
-    const delay = Math.min(this.policy.initialBackoffMs * 2 ** (this.consecutiveFailures - 1), this.policy.maxBackoffMs);
+    // The first failure after a stable run restarts at once (a killed reader is back within
+    // its start time); only repeated failures wait, doubling from initialBackoffMs.
+    const delay = this.consecutiveFailures === 1 ? 0 : Math.min(this.policy.initialBackoffMs * 2 ** (this.consecutiveFailures - 2), this.policy.maxBackoffMs);
     this.log.warn({ instance: this.spec.name, code, signal, ranMs, restartInMs: delay, attempt: this.consecutiveFailures }, 'exited unexpectedly; restarting after backoff');
     this.setState('backoff');
     this.restartTimer = setTimeout(() => {

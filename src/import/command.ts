@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type Database from 'better-sqlite3';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULTS, databasePath } from '../server/config.ts';
+import { DEFAULTS, databasePath, segmentDir } from '../server/config.ts';
 import { ImportError } from './errors.ts';
 
 // The readers, writers, SQLite and the lock are loaded when a command runs, not for
@@ -118,11 +118,15 @@ async function withDataDirectory<T>(dataDir: string, verb: 'import' | 'export', 
     },
     async (path, lost) => {
       const db = openWritable(path);
+      let result: T;
       try {
-        return await work(db, lost);
+        result = await work(db, lost);
       } finally {
         db.close();
       }
+      // The next start maps the imported spaces instead of reading them from SQLite.
+      if (verb === 'import') (await import('../server/segment-set.ts')).writeSegmentSetOffline(path, segmentDir(dir));
+      return result;
     },
   );
 }

@@ -5,7 +5,8 @@ import type { Logger } from 'pino';
 import type { IndexCatalog } from '../index/catalog.ts';
 import { LayeredIndex } from '../index/layered-index.ts';
 import type { WriterStore } from '../store/writer-store.ts';
-import type { SegmentJob, SegmentJobResult } from './segment-worker.ts';
+import type { SegmentSetResult } from './segment-set.ts';
+import type { SegmentJob } from './segment-worker.ts';
 
 export interface SegmentKeeperOptions {
   dbPath: string;
@@ -17,7 +18,7 @@ export interface SegmentKeeperOptions {
   /** Changes (log rows, or images held outside segments) past which a new set is written. */
   deltaMax: number;
   /** Called on the event loop once a new set is in place (the writer loads it, then trims). */
-  onWritten: (result: SegmentJobResult) => void;
+  onWritten: (result: SegmentSetResult) => void;
   log: Logger;
 }
 
@@ -97,9 +98,9 @@ export class SegmentKeeper {
     const job: SegmentJob = { dbPath: this.o.dbPath, dir: this.o.dir };
     const worker = new Worker(new URL('./segment-worker.js', import.meta.url), { workerData: job });
     this.worker = worker;
-    let result: SegmentJobResult | null = null;
+    let result: SegmentSetResult | null = null;
     let failure = 'the worker exited without a result';
-    worker.on('message', (msg: SegmentJobResult) => {
+    worker.on('message', (msg: SegmentSetResult) => {
       result = msg;
     });
     worker.on('error', (err) => {
@@ -116,7 +117,7 @@ export class SegmentKeeper {
       } else {
         this.written++;
         this.lastWriteMs = Math.round(performance.now() - started);
-        this.o.log.info({ ...(result as SegmentJobResult), durationMs: this.lastWriteMs }, 'index segments written');
+        this.o.log.info({ ...(result as SegmentSetResult), durationMs: this.lastWriteMs }, 'index segments written');
         try {
           this.o.onWritten(result);
         } catch (err) {

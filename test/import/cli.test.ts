@@ -82,6 +82,13 @@ describe('haarseek import / export (the CLI on a data directory)', () => {
     ]);
     // The lock is released: the holder file is gone.
     expect(existsSync(join(data, 'haarseek.db.writer.json'))).toBe(false);
+    // A segment set of what was imported, for the next start to map instead of reading SQLite.
+    const manifest = JSON.parse(readFileSync(join(data, 'segments', 'current.json'), 'utf8'));
+    expect(manifest.spaces.map((s: { dbId: number; count: number }) => [s.dbId, s.count])).toEqual([
+      [1, 12],
+      [7, 12],
+    ]);
+    expect(existsSync(join(data, 'segments', 'space-7.hseg'))).toBe(true);
   });
 
   it('export --format isk writes the same bytes back, one space (savedb) or all (savealldbs)', async () => {
