@@ -50,8 +50,7 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
   let sync: ReaderSync | undefined;
   let keeper: SegmentKeeper | undefined;
   let releaseLock: (() => Promise<void>) | undefined;
-  // The writer checks each segment's checksum; readers open what it wrote and renamed into place.
-  const loader = new IndexLoader({ engine, catalog, segmentDir: segmentDir(config.dataDir), verify: config.role === 'writer', log });
+  const loader = new IndexLoader({ engine, catalog, segmentDir: segmentDir(config.dataDir), log });
   if (config.role === 'writer') {
     releaseLock = await acquireWriterLock(dbPath, config.port, (err) => {
       log.fatal({ err: err.message }, 'lost the writer lock; stopping so that no second writer can corrupt the database');
