@@ -1,3 +1,4 @@
+import { LayeredIndex } from './layered-index.ts';
 import type { ImageIndex, SignatureBatch, SpaceFilter, SpaceLoader } from './types.ts';
 
 /** Where a reload reads from: a consistent snapshot of the stored spaces (src/store). */
@@ -77,6 +78,13 @@ export class IndexCatalog {
   imageCount(): number {
     let n = 0;
     for (const index of this.spaces.values()) n += index.size;
+    return n;
+  }
+
+  /** Images held outside segment files: whole in-memory indexes, and segments' deltas and removals. */
+  imagesOutsideSegments(): number {
+    let n = 0;
+    for (const index of this.spaces.values()) n += index instanceof LayeredIndex ? index.delta.size + index.removedFromSegment : index.size;
     return n;
   }
 

@@ -64,8 +64,8 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
       dbPath,
       dir: segmentDir(config.dataDir),
       store,
-      catalog,
       segmentSeq: () => loader.current?.seq ?? null,
+      imagesOutside: () => catalog.imagesOutsideSegments(),
       deltaMax: config.segmentDeltaMax,
       log,
       onWritten: () => {

@@ -2,8 +2,6 @@ import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { IndexCatalog } from '../index/catalog.ts';
-import { LayeredIndex } from '../index/layered-index.ts';
 import type { WriterStore } from '../store/writer-store.ts';
 import type { SegmentSetResult } from './segment-set.ts';
 import type { SegmentJob } from './segment-worker.ts';
@@ -11,10 +9,11 @@ import type { SegmentJob } from './segment-worker.ts';
 export interface SegmentKeeperOptions {
   dbPath: string;
   dir: string;
-  store: WriterStore;
-  catalog: IndexCatalog;
-  /** The position of the segment set the writer's indexes use, null for none. */
+  store: Pick<WriterStore, 'lastSeq' | 'holdChanges' | 'onCommit'>;
+  /** The position of the segment set in use, null for none. */
   segmentSeq: () => number | null;
+  /** Images the indexes hold outside segments (read from SQLite, or in a delta). */
+  imagesOutside: () => number;
   /** Changes (log rows, or images held outside segments) past which a new set is written. */
   deltaMax: number;
   /** Called on the event loop once a new set is in place (the writer loads it, then trims). */
@@ -60,12 +59,7 @@ export class SegmentKeeper {
   /** How far the writer's indexes are from the current set: log rows after it, and images held outside it. */
   backlog(): { changes: number; images: number } {
     const seq = this.o.segmentSeq();
-    let images = 0;
-    for (const id of this.o.catalog.ids()) {
-      const index = this.o.catalog.get(id)!;
-      images += index instanceof LayeredIndex ? index.delta.size + index.removedFromSegment : index.size;
-    }
-    return { changes: seq === null ? 0 : this.o.store.lastSeq() - seq, images };
+    return { changes: seq === null ? 0 : this.o.store.lastSeq() - seq, images: this.o.imagesOutside() };
   }
 
   stop(): Promise<void> {
