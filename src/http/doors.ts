@@ -6,6 +6,7 @@ import { checkPathIds } from './context.ts';
 import { jsonErrorBody, toHttpError } from './errors.ts';
 import { iqdbRoutes } from './iqdb-routes.ts';
 import { jsonApi } from './json-api.ts';
+import { lazyValidatorCompiler } from './lazy-validator.ts';
 import { searchPage } from './page.ts';
 import { writerRelay } from './relay.ts';
 import { errorSchema } from './schemas.ts';
@@ -45,6 +46,7 @@ export function registerHttpDoors(app: FastifyInstance, options: HttpDoorsOption
     // Response schemas document the answers (OpenAPI) but are not compiled into
     // serializers: compiling one per route cost a restarted reader about a second.
     doors.setSerializerCompiler(() => (data) => JSON.stringify(data));
+    doors.setValidatorCompiler(lazyValidatorCompiler(() => doors.getSchemas()));
     doors.addSchema(errorSchema);
     await doors.register(fastifySwagger, {
       openapi: {

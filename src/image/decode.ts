@@ -1,4 +1,4 @@
-import sharp from 'sharp';
+import type { default as Sharp } from 'sharp';
 import { IMAGE_SIDE } from '../signature/types.ts';
 import { ImageError } from '../errors.ts';
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from './limits.ts';
@@ -13,8 +13,20 @@ export interface DecodedImage {
   height: number;
 }
 
-/** sharp's memory cache only helps repeated file reads; a daemon decodes each blob once. */
-sharp.cache(false);
+let sharpLoading: Promise<typeof Sharp> | undefined;
+
+/**
+ * sharp (libvips) takes 100-300 ms to load, most of a server's start: it is loaded on
+ * the first decode, or by a server once it listens, so queries by id are answered first.
+ */
+export function loadSharp(): Promise<typeof Sharp> {
+  sharpLoading ??= import('sharp').then(({ default: sharp }) => {
+    // sharp's memory cache only helps repeated file reads; a daemon decodes each blob once.
+    sharp.cache(false);
+    return sharp;
+  });
+  return sharpLoading;
+}
 
 /**
  * Decodes any image sharp reads to the 128x128 RGB the Haar transform needs: EXIF
@@ -27,6 +39,7 @@ export async function decodeToRgb128(input: Uint8Array, limits: DecodeLimits = D
   if (input.length > limits.maxInputBytes) {
     throw new ImageError('too-large', `the image is ${input.length} bytes; the limit is ${limits.maxInputBytes} bytes`);
   }
+  const sharp = await loadSharp();
   let width: number;
   let height: number;
   try {

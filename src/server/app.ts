@@ -14,6 +14,7 @@ import { createService } from '../service/service.ts';
 import { WriterStore } from '../store/writer-store.ts';
 import { Admission } from './admission.ts';
 import { type ServerConfig, databasePath, protectedPaths, savepointPath, segmentDir } from './config.ts';
+import { loadSharp } from '../image/decode.ts';
 import { IndexLoader } from './index-loader.ts';
 import { SegmentKeeper } from './segment-keeper.ts';
 import { type LogRing } from './log.ts';
@@ -247,6 +248,8 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
   if (sync) await sync.ensureFresh();
   await app.listen({ host: config.host, port: config.port });
   log.info({ url: `http://${config.host}:${config.port}/RPC`, engine: engine.name, images: catalog.imageCount() }, 'listening');
+  // The decoder loads once the process serves: queries by id are answered meanwhile.
+  setImmediate(() => void loadSharp().catch((err: Error) => log.error({ err: err.message }, 'the image decoder (sharp) could not be loaded; image calls will fail')));
 
   return {
     async close() {
