@@ -6,7 +6,7 @@ import type { IndexCatalog } from '../index/catalog.ts';
 import { readChangeToken } from '../store/change-token.ts';
 import { openReadOnly } from '../store/open.ts';
 import { StoreQueries } from '../store/queries.ts';
-import { type IndexLoad, type IndexLoader, replayChanges } from './index-loader.ts';
+import { type IndexLoader, replayChanges } from './index-loader.ts';
 
 export interface ReaderSyncOptions {
   dbPath: string;
@@ -41,7 +41,6 @@ export class ReaderSync {
   lastError: string | null = null;
   refreshes = { incremental: 0, full: 0, failed: 0 };
   lastFullLoadMs: number | null = null;
-  lastLoad: IndexLoad | null = null;
 
   constructor(private readonly o: ReaderSyncOptions) {}
 
@@ -136,7 +135,6 @@ export class ReaderSync {
     if (delta === null) {
       const load = this.o.loader.load(queries);
       this.seq = load.seq;
-      this.lastLoad = load;
       this.refreshes.full++;
       this.lastFullLoadMs = load.durationMs;
       this.o.log.info(
