@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import type { Server } from 'node:http';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import lockfile from 'proper-lockfile';
@@ -10,8 +10,11 @@ import { serveSupervisorMetrics } from './metrics.ts';
 import { NginxFront, findNginx } from './nginx.ts';
 import { ClusterLockedError } from '../errors.ts';
 import { PACKAGE_ROOT } from '../package-root.ts';
+import { databasePath } from '../server/config.ts';
 
 const CLI = join(PACKAGE_ROOT, 'bin/haarseek.js');
+/** The longest the writer waits for a first reader at a start on an existing database. */
+const WRITER_START_DELAY_MS = 3000;
 
 export interface ClusterConfig {
   dataDir: string;
@@ -62,6 +65,7 @@ export class Supervisor {
   private stopping = false;
   private rotation = '';
   private metricsServer: Server | null = null;
+  private writerStartTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly config: ClusterConfig, private readonly log: Logger) {
     const common = ['--data', config.dataDir, '--host', config.host, '--log-level', config.logLevel, '--max-body-bytes', String(config.maxBodyBytes)];
@@ -122,8 +126,16 @@ export class Supervisor {
         this.log.warn('nginx is not installed: running without the front; send reads to the readers directly');
       }
     }
-    this.writer.start();
-    for (const reader of this.readers) reader.start();
+    if (existsSync(databasePath(this.config.dataDir))) {
+      // Readers serve from the file (and its segments) without the writer: the front
+      // answers once one of them is up, which the writer's start would slow on a small
+      // machine; it follows once a reader is healthy, or after WRITER_START_DELAY_MS.
+      for (const reader of this.readers) reader.start();
+      this.writerStartTimer = setTimeout(() => this.startWriter(), WRITER_START_DELAY_MS);
+    } else {
+      this.writer.start(); // it creates the database the readers wait for
+      for (const reader of this.readers) reader.start();
+    }
     if (this.front) {
       this.front.write(this.readers.map((r) => r.address));
       const problem = this.front.test();
@@ -146,6 +158,7 @@ export class Supervisor {
     if (this.stopping) return;
     this.stopping = true;
     if (this.healthTimer) clearInterval(this.healthTimer);
+    if (this.writerStartTimer) clearTimeout(this.writerStartTimer);
     this.metricsServer?.close();
     this.log.info('stopping: nginx first (no new requests), then readers and the writer');
     await this.front?.stop(this.config.stopBoundMs);
@@ -195,8 +208,15 @@ export class Supervisor {
     );
   }
 
+  private startWriter(): void {
+    if (this.writerStartTimer) clearTimeout(this.writerStartTimer);
+    this.writerStartTimer = null;
+    if (this.writer.state === 'stopped' && this.writer.pid === undefined && !this.stopping) this.writer.start();
+  }
+
   private onStateChange(instance: Instance): void {
     if (this.stopping) return;
+    if (instance.spec.role === 'reader' && instance.state === 'healthy' && this.writerStartTimer) this.startWriter();
     if (instance.state === 'healthy') this.log.info({ instance: instance.spec.name, port: instance.spec.port, childPid: instance.pid }, 'healthy');
     if (instance.spec.role === 'reader') this.updateRotation();
     if (!this.announced && [this.writer, ...this.readers].every((i) => i.state === 'healthy')) {

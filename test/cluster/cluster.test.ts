@@ -65,6 +65,29 @@ describe.skipIf(!NGINX_INSTALLED)('the cluster behind nginx', () => {
     expect(second.output()).toContain('another haarseek cluster is running');
   });
 
+  it('a cluster started again on its database starts the readers first: the front serves the stored images, the writer follows', async () => {
+    const dataDir = tempDataDir();
+    const first = await startCluster(dataDir);
+    const before = rpcClient(first.frontUrl);
+    for (let id = 1; id <= 4; id++) await before('addImgBlob', 1, id, original(id));
+    await stopCluster(first);
+    const again = await startCluster(dataDir, { waitUp: false });
+    clusters.push(again);
+    const front = rpcClient(again.frontUrl);
+    await waitFor(async () => {
+      try {
+        return (await front('getDbImgCount', 1)) === 4;
+      } catch {
+        return false;
+      }
+    }, 60_000, () => `the front did not serve the stored images:\n${again.output()}`);
+    await waitFor(() => again.output().includes('cluster ready'), 60_000, () => `the writer did not follow:\n${again.output()}`);
+    const started = [...again.output().matchAll(/"instance":"(writer|reader-\d)"[^\n]*"msg":"started"/g)].map((m) => m[1]);
+    expect(started.indexOf('writer'), started.join(' ')).toBeGreaterThan(started.indexOf('reader-1'));
+    expect(await front('addImgBlob', 1, 5, original(5))).toBe(1);
+    expect(await front('getDbImgCount', 1)).toBe(5);
+  });
+
   it('kill -9 of a reader under steady load through nginx: no failed request, the reader is back within seconds', async () => {
     const cluster = await startCluster(tempDataDir());
     clusters.push(cluster);
