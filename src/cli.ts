@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { registerAddCommand, registerQueryCommand } from './bulk/command.ts';
 import { registerClusterCommand } from './cluster/command.ts';
 import { registerImportCommands } from './import/command.ts';
+import { registerReplicaCommand } from './replication/command.ts';
 import { registerServeCommand } from './server/command.ts';
 import { registerSignatureCommand } from './signature/command.ts';
 
@@ -10,6 +11,7 @@ program.name('haarseek').description('imgSeek-compatible reverse image search da
 registerSignatureCommand(program);
 registerServeCommand(program);
 registerClusterCommand(program);
+registerReplicaCommand(program);
 registerImportCommands(program);
 registerAddCommand(program);
 registerQueryCommand(program);

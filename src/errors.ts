@@ -159,3 +159,8 @@ export class WriterLockedError extends Error {
 export class ClusterLockedError extends Error {
   override name = 'ClusterLockedError';
 }
+
+/** Replication cannot go on (a URL that is not NATS, a stream of another database, a damaged snapshot): one line for the operator. */
+export class ReplicationError extends Error {
+  override name = 'ReplicationError';
+}

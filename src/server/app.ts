@@ -27,6 +27,7 @@ import { registerHttpDoors } from '../http/doors.ts';
 import { jsonErrorBody } from '../http/errors.ts';
 import { carriesKey } from './write-key.ts';
 import { acquireWriterLock } from './writer-lock.ts';
+import { ServerReplication } from '../replication/server-hooks.ts';
 
 export interface RunningServer {
   close(): Promise<void>;
@@ -46,6 +47,7 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
   const dbPath = databasePath(config.dataDir);
   const allowedDirs = config.allowedDirs.map((d) => resolve(d));
   mkdirSync(config.dataDir, { recursive: true });
+  const replication = new ServerReplication(config, dbPath, log);
 
   let writer: WriterStore | undefined;
   let sync: ReaderSync | undefined;
@@ -129,7 +131,7 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
     forwardWrite: config.role === 'reader' && config.forwardWrites && config.writerUrl ? writeForwarder(config.writerUrl, config.requestTimeoutMs, log) : undefined,
     refuseWrites:
       config.role === 'reader'
-        ? `this reader does not accept write calls${config.writerUrl ? `; send them to the writer at ${config.writerUrl}` : ''}`
+        ? `this reader does not accept write calls${config.follower ? ' (this host follows a writer on another host through NATS)' : ''}${config.writerUrl ? `; send them to the writer at ${config.writerUrl}` : config.follower ? '; send them to the writer host' : ''}`
         : undefined,
     onInternalError: (err, method) => log.error({ err, method }, 'internal error'),
   });
@@ -208,7 +210,7 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
     },
     freshness: () => {
       const last = sync ? sync.lastRefreshAt : Date.now();
-      return { stale: sync?.stale ?? false, snapshotAgeMs: last ? Date.now() - last : null };
+      return { stale: (sync?.stale ?? false) || replication.stale(), snapshotAgeMs: last ? Date.now() - last : null };
     },
     processStats: ctx.serverStats,
     startCall: (door) => metrics.startCall(door),
@@ -228,7 +230,7 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
       images: catalog.imageCount(),
       lastRefresh: lastRefresh ? new Date(lastRefresh).toISOString() : null,
       snapshotAgeMs: lastRefresh ? Date.now() - lastRefresh : null,
-      stale: sync?.stale ?? false,
+      stale: (sync?.stale ?? false) || replication.stale(),
       lastError: sync?.lastError ?? null,
       inFlight: admission.current,
       maxInFlight: admission.limit,
@@ -242,6 +244,7 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
         privateIndexBytes: catalog.memoryBytes(),
         ...(keeper && { writing: keeper.writing, written: keeper.written, failed: keeper.failed, lastWriteMs: keeper.lastWriteMs, backlog: keeper.backlog() }),
       },
+      ...replication.health(),
     });
   });
 
@@ -250,6 +253,8 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
   log.info({ url: `http://${config.host}:${config.port}/RPC`, engine: engine.name, images: catalog.imageCount() }, 'listening');
   // The decoder loads once the process serves: queries by id are answered meanwhile.
   setImmediate(() => void loadSharp().catch((err: Error) => log.error({ err: err.message }, 'the image decoder (sharp) could not be loaded; image calls will fail')));
+  replication.registerMetrics(metrics.registry);
+  if (writer) await replication.startPublisher(writer);
 
   return {
     async close() {
@@ -258,6 +263,7 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
       loopDelay.close();
       await keeper?.stop();
       sync?.close();
+      await replication.close();
       writer?.close();
       await releaseLock?.();
     },

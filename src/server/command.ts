@@ -5,7 +5,7 @@ import type { Ranking } from '../service/context.ts';
 import type { RunningServer } from './app.ts';
 import { DEFAULTS, type ServerConfig } from './config.ts';
 import { LogRing, createLogger } from './log.ts';
-import { WriterLockedError } from '../errors.ts';
+import { ReplicationError, WriterLockedError } from '../errors.ts';
 import { writeKeyOrExit } from './write-key.ts';
 
 export function parsePositiveInt(value: string): number {
@@ -41,6 +41,12 @@ interface ServeOptions {
   iqdbSpace: number;
   ranking?: Ranking;
   segmentDeltaMax: number;
+  nats: string[];
+  natsStream: string;
+  natsReplicas: number;
+  natsSnapshotIntervalS: number;
+  natsSnapshotEvery: number;
+  follower?: boolean;
 }
 
 function rankingFromEnvironment(): Ranking {
@@ -81,6 +87,12 @@ export function registerServeCommand(program: Command): void {
     .addOption(new Option('--ranking <ranking>', 'how image queries are ranked when a call names none: verified (query variants and a thumbnail check) or imgseek (exactly imgSeek\'s scores and order); default HAARSEEK_RANKING, else verified').choices(['verified', 'imgseek']))
     .option('--segment-delta-max <n>', 'writer: write a new index segment set (shared by the readers through the page cache) once this many changes came after the current one; a smaller database is loaded from SQLite', parsePositiveInt, DEFAULTS.segmentDeltaMax)
     .option('--iqdb-space <n>', 'database space of the iqdb-compatible routes (POST /images/:id, POST /query, GET /status)', parsePositiveInt, DEFAULTS.iqdbSpace)
+    .option('--nats <url>', 'writer: publish every committed change to this NATS JetStream cluster for replicas on other hosts; repeatable (one URL per node)', collect, [])
+    .option('--nats-stream <name>', 'writer: the name of the stream and snapshot bucket (replicas use the same)', 'haarseek')
+    .option('--nats-replicas <n>', 'writer: JetStream replicas of the stream and the bucket (at most the NATS cluster size)', parsePositiveInt, 3)
+    .option('--nats-snapshot-interval-s <n>', 'writer: store a snapshot for new replicas at least this often while changes come in', parsePositiveInt, 600)
+    .option('--nats-snapshot-every <n>', 'writer: ...and after this many changes', parsePositiveInt, 100_000)
+    .option('--follower', 'reader on a host fed by `haarseek replica` (no writer here): write calls are forwarded to --writer-url when given, else refused')
     .action(async (opts: ServeOptions) => {
       const port = opts.port ?? (opts.role === 'writer' ? DEFAULTS.writerPort : DEFAULTS.readerBasePort);
       const config: ServerConfig = {
@@ -88,7 +100,7 @@ export function registerServeCommand(program: Command): void {
         dataDir: resolve(opts.data),
         host: opts.host,
         port,
-        writerUrl: opts.writerUrl ?? (opts.role === 'reader' ? `http://${DEFAULTS.host}:${DEFAULTS.writerPort}/RPC` : undefined),
+        writerUrl: opts.writerUrl ?? (opts.role === 'reader' && !opts.follower ? `http://${DEFAULTS.host}:${DEFAULTS.writerPort}/RPC` : undefined),
         forwardWrites: opts.forward,
         allowedDirs: opts.allowDir.length > 0 ? opts.allowDir : [opts.data],
         logLevel: opts.logLevel,
@@ -106,6 +118,8 @@ export function registerServeCommand(program: Command): void {
         iqdbSpace: opts.iqdbSpace,
         ranking: opts.ranking ?? rankingFromEnvironment(),
         segmentDeltaMax: Math.max(1, opts.segmentDeltaMax),
+        nats: opts.nats.length > 0 ? { servers: opts.nats, name: opts.natsStream, replicas: Math.max(1, opts.natsReplicas), snapshotIntervalMs: Math.max(1, opts.natsSnapshotIntervalS) * 1000, snapshotEveryChanges: Math.max(1, opts.natsSnapshotEvery) } : undefined,
+        follower: opts.follower === true,
       };
       mkdirSync(config.dataDir, { recursive: true });
       config.writeKey = writeKeyOrExit(config.dataDir, opts.writeKey ?? process.env.HAARSEEK_WRITE_KEY, 'haarseek').key;
@@ -146,7 +160,7 @@ export function registerServeCommand(program: Command): void {
         const { startServer } = await import('./app.ts');
         server = await startServer(config, log, ring, () => void stop('shutdownServer'));
       } catch (err) {
-        if (err instanceof WriterLockedError) {
+        if (err instanceof WriterLockedError || err instanceof ReplicationError) {
           process.stderr.write(`haarseek: ${err.message}\n`);
           process.exit(2);
         }

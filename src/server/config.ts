@@ -36,6 +36,10 @@ export interface ServerConfig {
   ranking: Ranking;
   /** The writer writes a new index segment set past this many changes after the current one. */
   segmentDeltaMax: number;
+  /** Writer: publish the change log to NATS JetStream (--nats); absent: SQLite only, nothing else changes. */
+  nats?: { servers: string[]; name: string; replicas: number; snapshotIntervalMs: number; snapshotEveryChanges: number };
+  /** Reader on a host fed by a replica (cluster --follow): no writer on this host. */
+  follower?: boolean;
 }
 
 export const DEFAULTS = {

@@ -152,19 +152,36 @@ export class WriterStore extends StoreQueries {
     });
   }
 
+  /**
+   * Keyword edits are logged as 'image' rows (the image's state changed): readers, which
+   * hold no keywords, just re-read the image; a replica on another host copies them.
+   */
   addKeywords(dbId: number, imageId: number, keywords: number[]): void {
     this.write(() => {
-      for (const kw of keywords) this.w.addKeyword.run(dbId, imageId, kw);
+      let added = 0;
+      for (const kw of keywords) added += this.w.addKeyword.run(dbId, imageId, kw).changes;
+      if (added > 0) this.w.logImage.run(dbId, imageId);
     });
   }
 
   removeKeywords(dbId: number, imageId: number, keywords: number[] | 'all'): number {
     return this.write(() => {
-      if (keywords === 'all') return this.w.deleteImageKeywords.run(dbId, imageId).changes;
       let removed = 0;
-      for (const kw of keywords) removed += this.w.removeKeyword.run(dbId, imageId, kw).changes;
+      if (keywords === 'all') removed = this.w.deleteImageKeywords.run(dbId, imageId).changes;
+      else for (const kw of keywords) removed += this.w.removeKeyword.run(dbId, imageId, kw).changes;
+      if (removed > 0) this.w.logImage.run(dbId, imageId);
       return removed;
     });
+  }
+
+  /**
+   * An online copy to path through SQLite's backup API, some pages per turn of the event
+   * loop: writes on this connection meanwhile are carried into the copy, so it is
+   * consistent as of its end, and no write waits for it (VACUUM INTO would hold a read
+   * lock that every commit waits behind).
+   */
+  async backupTo(path: string): Promise<void> {
+    await this.db.backup(path, { progress: () => 4096 });
   }
 
   /** A consistent point-in-time copy of every space, written atomically to path. */
