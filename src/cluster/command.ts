@@ -29,12 +29,17 @@ interface ClusterOptions {
   crashLoopLimit: number;
   startupTimeoutMs: number;
   serveArg: string[];
+  nats: string[];
+  natsStream: string;
+  follow: string[];
+  writerUrl?: string;
+  replicaPort: number;
 }
 
 /** Adds the cluster's options and action to a command (`haarseek cluster` or launch-cluster.ts). */
 export function configureClusterCommand(command: Command): Command {
   return command
-    .description('run a haarseek cluster: one writer, N readers and an nginx front, supervised')
+    .description('run a haarseek cluster: one writer (or, with --follow, a replica), N readers and an nginx front, supervised')
     .option('--readers <n>', 'reader processes', parsePositiveInt, availableParallelism())
     .option('--pin-readers', 'pin reader i to CPU i (taskset): each reader, its decode threads included, on one core of its own')
     .option('--data <dir>', 'data directory holding haarseek.db', DEFAULTS.dataDir)
@@ -54,8 +59,17 @@ export function configureClusterCommand(command: Command): Command {
     .option('--crash-loop-limit <n>', 'consecutive failed starts after which an instance is given up', parsePositiveInt, 5)
     .option('--startup-timeout-ms <n>', 'how long a starting process may take to answer /health', parsePositiveInt, 300_000)
     .option('--serve-arg <arg>', 'extra flag passed to every `haarseek serve` (repeatable), e.g. --serve-arg=--max-pixels=50000000', collect, [])
+    .option('--nats <url>', 'the writer publishes its changes to this NATS JetStream cluster (repeatable; see `haarseek serve --nats`)', collect, [])
+    .option('--nats-stream <name>', 'name of the stream and snapshot bucket, for --nats and --follow', 'haarseek')
+    .option('--follow <url>', 'a host without a writer: a replica fed by this NATS cluster (repeatable) replaces the writer', collect, [])
+    .option('--writer-url <url>', 'with --follow: the XML-RPC URL of the writer host, where readers forward keyed writes (default: they refuse writes)')
+    .option('--replica-port <port>', 'with --follow: port of the replica (its /health and /metrics)', parsePositiveInt, 31126)
     .action(async (opts: ClusterOptions) => {
       const log = pino({ level: opts.logLevel, base: { pid: process.pid, role: 'supervisor' } }, await terminalOrJson());
+      if (opts.follow.length > 0 && opts.nats.length > 0) {
+        process.stderr.write('haarseek cluster: --follow (a host without a writer) and --nats (the writer publishes) exclude each other\n');
+        process.exit(2);
+      }
       if (opts.readers < 1) {
         process.stderr.write('haarseek cluster: --readers must be at least 1\n');
         process.exit(2);
@@ -80,6 +94,8 @@ export function configureClusterCommand(command: Command): Command {
           logLevel: opts.logLevel,
           maxBodyBytes: opts.maxBodyBytes,
           serveArgs: opts.serveArg,
+          writerArgs: opts.nats.flatMap((url) => ['--nats', url]).concat(opts.nats.length > 0 ? ['--nats-stream', opts.natsStream] : []),
+          follow: opts.follow.length > 0 ? { servers: opts.follow, name: opts.natsStream, replicaPort: opts.replicaPort, writerUrl: opts.writerUrl } : undefined,
           healthIntervalMs: opts.healthIntervalMs,
           stopBoundMs: 10_000,
           policy: {

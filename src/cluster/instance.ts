@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 
 export interface InstanceSpec {
   name: string;
-  role: 'writer' | 'reader';
+  role: 'writer' | 'reader' | 'replica';
   host: string;
   port: number;
   /** Full argv after the node binary. */

@@ -41,6 +41,13 @@ export interface ClusterConfig {
   healthIntervalMs: number;
   stopBoundMs: number;
   policy: RestartPolicy;
+  /** Extra flags of the writer only (--nats...). */
+  writerArgs?: string[];
+  /**
+   * A host without a writer (cluster --follow): a `haarseek replica` takes the writer's
+   * place, fed by these NATS servers; readers forward writes to writerUrl, or refuse them.
+   */
+  follow?: { servers: string[]; name: string; replicaPort: number; writerUrl?: string };
 }
 
 function findTaskset(): string | null {
@@ -80,18 +87,32 @@ export class Supervisor {
       args: [CLI, 'serve', '--role', role, '--port', String(port), ...common, ...extra],
       env: { HAARSEEK_WRITE_KEY: config.writeKey },
     });
-    this.writer = new Instance(spec('writer', 'writer', config.writerPort, []), config.policy, log, onState);
+    // On a follow host `writer` is the replica: the one process that writes the local file.
+    const follow = config.follow;
+    const primary: InstanceSpec = follow
+      ? {
+          name: 'replica',
+          role: 'replica',
+          host: config.host,
+          port: follow.replicaPort,
+          args: [CLI, 'replica', ...follow.servers.flatMap((url) => ['--nats', url]), '--nats-stream', follow.name, '--data', config.dataDir, '--host', config.host, '--port', String(follow.replicaPort), '--log-level', config.logLevel],
+          env: { HAARSEEK_WRITE_KEY: config.writeKey },
+        }
+      : spec('writer', 'writer', config.writerPort, config.writerArgs ?? []);
+    this.writer = new Instance(primary, config.policy, log, onState);
+    const readerArgs = follow ? ['--follower', ...(follow.writerUrl ? ['--writer-url', follow.writerUrl] : ['--no-forward'])] : ['--writer-url', this.writerUrl];
     const taskset = config.pinReaders ? findTaskset() : null;
     if (config.pinReaders && !taskset) log.warn('--pin-readers: taskset not found (util-linux); readers run unpinned');
     for (let i = 0; i < config.readers; i++) {
       const port = config.readerBasePort + i;
-      const reader = spec('reader', `reader-${i + 1}`, port, ['--writer-url', this.writerUrl]);
+      const reader = spec('reader', `reader-${i + 1}`, port, readerArgs);
       const pinned = taskset ? { ...reader, taskset, cpu: i % availableParallelism() } : reader;
       this.readers.push(new Instance(pinned, config.policy, log, onState));
     }
   }
 
   get writerUrl(): string {
+    if (this.config.follow) return this.config.follow.writerUrl ?? '(the writer host)';
     return `http://${this.config.host}:${this.config.writerPort}/RPC`;
   }
 
@@ -247,7 +268,9 @@ export class Supervisor {
     const lines = [
       'haarseek cluster is up',
       this.front ? `  reads (and writes, forwarded): ${this.frontUrl}` : '  no nginx front: send reads to a reader directly',
-      `  writes (the writer):            ${this.writerUrl}`,
+      this.config.follow
+        ? `  replica (follows NATS):         http://${this.writer.address}/health; writes go to ${this.writerUrl}`
+        : `  writes (the writer):            ${this.writerUrl}`,
       ...(this.metricsServer ? [`  supervisor metrics:             http://${this.config.host}:${this.config.metricsPort}/metrics`] : []),
       `  readers:                        ${this.readers.map((r) => `http://${r.address}/RPC`).join(' ')}`,
       `  data:                           ${resolve(this.config.dataDir)}`,

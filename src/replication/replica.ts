@@ -266,7 +266,7 @@ export class Replica {
     }
     // A stream made again from scratch numbers from 1: start at its beginning; change sequences sort it out.
     const start = pos.streamSeq + 1 > info.state.last_seq + 1 ? info.state.first_seq : pos.streamSeq + 1;
-    const consumer = await this.js!.consumers.get(this.names.stream, { filterSubjects: [this.names.subject], deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, start) });
+    const consumer = await this.js!.consumers.get(this.names.stream, { filterSubjects: this.names.subject, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, start) });
     const messages = await consumer.consume({ max_messages: 1024 });
     this.messages = messages;
     this.state = 'following';
