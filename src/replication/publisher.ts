@@ -37,6 +37,8 @@ export interface PublisherOptions {
 
 /** Messages in flight at once: enough to cover a round trip to a replicated stream (~20 ms) at thousands of writes a second. */
 const WINDOW = 512;
+/** An ack normally takes milliseconds; past this the pipeline is drained and resynced with the stream. */
+const PUBLISH_TIMEOUT_MS = 5000;
 /** The stream keeps this much; a replica further behind installs a snapshot. */
 const STREAM_MAX_BYTES = 1024 ** 3;
 
@@ -154,8 +156,9 @@ export class Publisher {
           });
           this.o.log.info({ server: this.nc.getServer() }, 'connected to NATS');
           this.js = this.nc.jetstream({ timeout: 10_000 });
-          this.jsm = await this.nc.jetstreamManager({ timeout: 10_000 });
+          void this.watchConnection(this.nc);
         }
+        this.jsm ??= await this.nc.jetstreamManager({ timeout: 10_000 });
         await this.setUp();
         await this.syncWithStream();
         delay = 250;
@@ -178,6 +181,14 @@ export class Publisher {
       }
       await sleep(delay);
       delay = Math.min(delay * 2, 5000);
+    }
+  }
+
+  /** A lost connection fails the pipeline at once rather than at each publish's timeout. */
+  private async watchConnection(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') this.fail(new Error(`disconnected from NATS ${String(s.data)}`));
+      if (s.type === 'reconnect') this.o.log.info({ server: s.data }, 'reconnected to NATS');
     }
   }
 
@@ -263,7 +274,7 @@ export class Publisher {
     this.sent = msg.seq;
     this.inflight++;
     if ('snapshot' in msg) void this.snapshot(`space ${msg.db} is too large for a message`);
-    const options = { msgID: messageId(this.dbId, msg.seq), headers: messageHeaders(this.dbId, msg.seq), timeout: 10_000, expect: expect > 0 ? { lastSequence: expect } : undefined };
+    const options = { msgID: messageId(this.dbId, msg.seq), headers: messageHeaders(this.dbId, msg.seq), timeout: PUBLISH_TIMEOUT_MS, expect: expect > 0 ? { lastSequence: expect } : undefined };
     this.js!.publish(this.names.subject, this.encoder.encode(JSON.stringify(msg)), options).then(
       (ack) => {
         this.inflight--;

@@ -26,6 +26,8 @@ export interface ReplicaOptions {
 const BATCH = 512;
 /** Change-log rows kept locally for the host's readers, as the writer keeps them. */
 const LOCAL_LOG_KEEP = 200_000;
+const WATCHDOG_MS = 2000;
+const STUCK_MS = 5000;
 /** Behind by changes for this long without applying any: stale. */
 const BEHIND_STALE_MS = 10_000;
 
@@ -58,6 +60,7 @@ export class Replica {
   private store: ObjectStore | null = null;
   private messages: ConsumerMessages | null = null;
   private closed = false;
+  private statusWrittenAt = 0;
   private readonly statusTimer: NodeJS.Timeout;
   private readonly s: { [k: string]: Database.Statement } = {};
 
@@ -115,11 +118,12 @@ export class Replica {
     this.o.log.info({ server: this.nc.getServer() }, 'connected to NATS');
     void this.watchConnection(this.nc);
     this.js = this.nc.jetstream({ timeout: 10_000 });
-    this.jsm = await this.nc.jetstreamManager({ timeout: 10_000 });
     let delay = 250;
     let need: number | null = this.position ? null : 0;
     while (!this.closed) {
       try {
+        // JetStream may not answer yet (a NATS cluster just restarted): retried like the rest.
+        this.jsm ??= await this.nc.jetstreamManager({ timeout: 10_000 });
         if (need !== null) {
           await this.bootstrap(need);
           need = null;
@@ -165,6 +169,7 @@ export class Replica {
   }
 
   private writeStatus(): void {
+    this.statusWrittenAt = Date.now();
     try {
       writeReplicaStatus(this.o.dataDir, this.status());
     } catch (err) {
@@ -275,6 +280,7 @@ export class Replica {
     this.o.log.info({ appliedSeq: pos.appliedSeq, fromStreamSeq: start }, 'following the stream');
     const decoder = new TextDecoder();
     let queued = pos.appliedSeq;
+    let received = { streamSeq: start - 1, at: Date.now() };
     let batch: Array<{ msg: ChangeMessage; streamSeq: number; sent: number }> = [];
     let flushTimer: NodeJS.Immediate | null = null;
     const flush = () => {
@@ -285,14 +291,41 @@ export class Replica {
       batch = [];
       this.apply(done);
     };
+    // The client's ordered consumer lives on one server; when that server dies, the
+    // client may take long to notice, or never. The stream's own end says whether we
+    // miss messages: past STUCK_MS without one, this consumer is dropped and a new one
+    // made from our position.
+    let stuck: () => void = () => undefined;
+    const abandoned = new Promise<'stuck'>((resolve) => (stuck = () => resolve('stuck')));
+    const watchdog = setInterval(() => {
+      void this.jsm!.streams.info(this.names.stream).then(
+        (now) => {
+          this.pending = Math.max(0, now.state.last_seq - received.streamSeq);
+          if (this.pending > 0 && Date.now() - received.at > STUCK_MS) {
+            this.o.log.warn({ streamLastSeq: now.state.last_seq, receivedStreamSeq: received.streamSeq }, 'no message from the stream for too long while it has more; making the consumer again');
+            stuck();
+          }
+        },
+        () => undefined,
+      );
+    }, WATCHDOG_MS);
+    const iterator = messages[Symbol.asyncIterator]();
     try {
-      for await (const m of messages) {
+      for (;;) {
+        const next = await Promise.race([iterator.next(), abandoned]);
+        if (next === 'stuck') {
+          flush();
+          return null;
+        }
+        if (next.done) break;
+        const m = next.value;
         const db = m.headers?.get(HEADER_DB);
         const seq = Number(m.headers?.get(HEADER_SEQ));
         if (db !== pos.dbId) {
           throw new ReplicationError(`stream ${this.names.stream} carries the changes of database ${db}, but ${this.o.dbPath} is a replica of database ${pos.dbId}: use another --data directory or the right --nats-stream`);
         }
         this.pending = m.info.pending;
+        received = { streamSeq: m.seq, at: Date.now() };
         if (seq <= queued) continue;
         if (seq > queued + 1) {
           flush();
@@ -313,6 +346,7 @@ export class Replica {
       flush();
       return null;
     } finally {
+      clearInterval(watchdog);
       if (flushTimer) clearImmediate(flushTimer);
       messages.stop();
       this.messages = null;
@@ -332,6 +366,8 @@ export class Replica {
     this.applied += batch.length;
     const now = Date.now();
     this.lastAppliedAt = now;
+    // The host's readers see the new position within ~100 ms, not at the next second.
+    if (now - this.statusWrittenAt > 100) this.writeStatus();
     if (this.o.observeDelay) for (const { sent } of batch) if (sent > 0) this.o.observeDelay(now - sent);
   }
 
