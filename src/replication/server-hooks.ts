@@ -32,6 +32,7 @@ export class ServerReplication {
   /** Extra /health fields: `nats` on a publishing writer, `replica` on a reader of a replica host. */
   health(): Record<string, unknown> {
     if (this.publisher) return { nats: this.publisher.status() };
+    if (this.config.role === 'writer' && this.config.nats) return { nats: { state: 'starting' } };
     const view = this.replica();
     return view ? { replica: view } : {};
   }
