@@ -228,7 +228,7 @@ export class Replica {
       if (newest && newest.desc.seq >= minSeq) {
         this.o.log.info({ snapshot: newest.info.name, seq: newest.desc.seq, bytes: newest.info.size }, 'fetching a snapshot');
         const tmp = `${this.o.dbPath}.snapshot`;
-        const got = await downloadSnapshot(store, newest.info.name, tmp, expectDb);
+        const got = await downloadSnapshot(this.js!, store, this.names.bucket, newest.info.name, tmp, expectDb);
         const stamp = openWritable(tmp);
         try {
           stamp.transaction(() => writeReplicaPosition(stamp, { dbId: got.dbId, appliedSeq: got.seq, streamSeq: Math.max(0, newest.desc.streamStart - 1) }))();

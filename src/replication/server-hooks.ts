@@ -46,6 +46,7 @@ export class ServerReplication {
       new Gauge({ name: 'haarseek_nats_publishing', help: '1 while the writer publishes to NATS; 0 while it retries or refused.', registers, collect: function () { this.set(status().state === 'publishing' ? 1 : 0); } });
       return;
     }
+    if (!this.config.follower) return;
     const replica = this.replica;
     const view = () => replica();
     new Gauge({ name: 'haarseek_replica_stale', help: 'Host fed by a replica: 1 while the replica cannot vouch that the local copy is current.', registers, collect: function () { const v = view(); if (v) this.set(v.stale ? 1 : 0); } });

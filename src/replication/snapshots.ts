@@ -1,7 +1,7 @@
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { createReadStream, createWriteStream, fsyncSync, openSync, closeSync, rmSync, statSync } from 'node:fs';
-import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { Readable } from 'node:stream';
 import Database from 'better-sqlite3';
 import { type ObjectInfo, type ObjectStore, StorageType } from 'nats';
 import type { JetStreamClient } from 'nats';
@@ -48,20 +48,17 @@ export async function uploadSnapshot(store: ObjectStore, file: string, desc: Sna
  * database, intact (quick_check), of the expected database, at the sequence its
  * description names. A failure is a ReplicationError naming the snapshot.
  */
-export async function downloadSnapshot(store: ObjectStore, name: string, file: string, expectDb: string | null): Promise<{ seq: number; dbId: string }> {
+export async function downloadSnapshot(js: JetStreamClient, store: ObjectStore, bucket: string, name: string, file: string, expectDb: string | null): Promise<{ seq: number; dbId: string }> {
   rmSync(file, { force: true });
-  const result = await store.get(name);
-  if (!result) throw new ReplicationError(`snapshot ${name} vanished from the bucket while it was being fetched`);
+  const info = await store.info(name);
+  if (!info || info.deleted) throw new Error(`snapshot ${name} vanished from the bucket while it was being fetched`);
   let desc: SnapshotDescription;
   try {
-    desc = JSON.parse(result.info.description ?? '') as SnapshotDescription;
+    desc = JSON.parse(info.description ?? '') as SnapshotDescription;
   } catch {
     throw new ReplicationError(`snapshot ${name} is damaged: its description is not haarseek's`);
   }
-  const out = createWriteStream(file);
-  await pipeline(Readable.fromWeb(result.data as unknown as WebReadableStream<Uint8Array>), out as Writable);
-  const streamError = await result.error;
-  if (streamError) throw new ReplicationError(`snapshot ${name} could not be read whole: ${streamError.message}`);
+  await fetchChunks(js, bucket, info, file);
   const fd = openSync(file, 'r+');
   fsyncSync(fd);
   closeSync(fd);
@@ -86,6 +83,51 @@ export async function downloadSnapshot(store: ObjectStore, name: string, file: s
     throw new ReplicationError(`snapshot ${name} is damaged (${size}): ${(err as Error).message}`);
   } finally {
     db?.close();
+  }
+}
+
+/** A chunk must come within this long, or the fetch is abandoned and tried again. */
+const CHUNK_STALL_MS = 30_000;
+
+/**
+ * The object's chunks through a pull consumer (a few chunks asked for at a time), into
+ * file, checked against the object's SHA-256. Not ObjectStore.get: its push consumer
+ * stalled for good halfway through a 29 MB snapshot on a loaded machine.
+ */
+async function fetchChunks(js: JetStreamClient, bucket: string, info: ObjectInfo, file: string): Promise<void> {
+  const out = createWriteStream(file);
+  const hash = createHash('sha256');
+  let bytes = 0;
+  try {
+    if (info.chunks > 0) {
+      const consumer = await js.consumers.get(`OBJ_${bucket}`, { filterSubjects: `$O.${bucket}.C.${info.nuid}` });
+      const messages = await consumer.consume({ max_messages: 16 });
+      const iterator = messages[Symbol.asyncIterator]();
+      try {
+        for (let received = 0; received < info.chunks; received++) {
+          let timer: NodeJS.Timeout | undefined;
+          const stalled = new Promise<'stalled'>((resolve) => (timer = setTimeout(() => resolve('stalled'), CHUNK_STALL_MS)));
+          const next = await Promise.race([iterator.next(), stalled]);
+          clearTimeout(timer);
+          if (next === 'stalled') throw new Error(`no chunk of ${info.name} for ${CHUNK_STALL_MS / 1000} s (${received} of ${info.chunks}); trying again`);
+          if (next.done) throw new Error(`the chunks of ${info.name} ended at ${received} of ${info.chunks}`);
+          const data = next.value.data;
+          hash.update(data);
+          bytes += data.length;
+          if (!out.write(data)) await once(out, 'drain');
+        }
+      } finally {
+        messages.stop();
+      }
+    }
+  } finally {
+    out.end();
+    await once(out, 'close');
+  }
+  const digest = hash.digest('base64url');
+  if (bytes !== info.size || info.digest.replace(/^SHA-256=/, '').replace(/=+$/, '') !== digest) {
+    rmSync(file, { force: true });
+    throw new ReplicationError(`snapshot ${info.name} is damaged: ${bytes} bytes received of ${info.size}, digest ${digest} where the bucket says ${info.digest}`);
   }
 }
 
