@@ -156,7 +156,9 @@ describe('readers on other hosts: the change log through a three-node NATS JetSt
     process.stdout.write(`replica killed at applied change ${appliedAtKill}; the log went on to ${target} (${written} live writes meanwhile)\n`);
     expect(appliedAtKill).toBeLessThan(target);
     await caughtUp('after the replica was killed', 100_000);
-    expect(changeLines(replicaDir, before + 1)).toEqual(changeLines(writerDir, before + 1));
+    // The writer may have trimmed rows its index segments cover; the rows both still hold must be the same.
+    const from = Math.max(before + 1, inspect(writerDir, (db) => db.prepare('SELECT min(seq) FROM changes').pluck().get() as number));
+    expect(changeLines(replicaDir, from)).toEqual(changeLines(writerDir, from));
     expect(contents(replicaDir)).toBe(contents(writerDir));
     expect(inspect(replicaDir, (db) => db.prepare('SELECT count(*) FROM images WHERE db_id = 3').pluck().get())).toBe(30_000);
   }, 150_000);
