@@ -73,7 +73,8 @@ export class Publisher {
   private pumping = false;
   private drained: (() => void) | null = null;
   private snapshotting = false;
-  private snapshotAgain = false;
+  /** Set when a snapshot is asked for during another: the log's end then, which the next one must reach. */
+  private snapshotAgain = 0;
   private publishedAtSnapshot = 0;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly releases: Array<() => void> = [];
@@ -310,7 +311,7 @@ export class Publisher {
    */
   async snapshot(reason: string): Promise<void> {
     if (this.snapshotting) {
-      this.snapshotAgain = true;
+      this.snapshotAgain = Math.max(this.snapshotAgain, this.lastSeqSafe());
       return;
     }
     if (!this.store) return;
@@ -318,7 +319,7 @@ export class Publisher {
     const tmp = join(this.o.dataDir, `replication-snapshot.${process.pid}.db`);
     try {
       do {
-        this.snapshotAgain = false;
+        this.snapshotAgain = 0;
         const started = Date.now();
         rmSync(tmp, { force: true });
         await this.writer.backupTo(tmp);
@@ -334,7 +335,7 @@ export class Publisher {
         this.lastSnapshot = { seq, at: new Date().toISOString(), bytes, ms: Date.now() - started };
         this.snapshots++;
         this.o.log.info({ reason, seq, bytes, durationMs: this.lastSnapshot.ms }, 'stored a snapshot in NATS');
-      } while (this.snapshotAgain && this.state !== 'closed');
+      } while (this.snapshotAgain > (this.lastSnapshot?.seq ?? 0) && this.state !== 'closed');
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message, reason }, 'storing a snapshot failed; the next one will be tried later');
     } finally {

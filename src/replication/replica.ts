@@ -2,11 +2,12 @@ import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync } from '
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Database from 'better-sqlite3';
-import { type ConsumerMessages, DeliverPolicy, type JetStreamClient, type JetStreamManager, type NatsConnection, type ObjectStore } from 'nats';
+import { AckPolicy, type ConsumerMessages, DeliverPolicy, type JetStreamClient, type JetStreamManager, type NatsConnection, type ObjectStore } from 'nats';
 import type { Logger } from 'pino';
 import { ReplicationError } from '../errors.ts';
 import { openWritable } from '../store/open.ts';
 import { connectWithRetry } from './connect.ts';
+import { nanos } from 'nats';
 import { type ChangeMessage, HEADER_DB, HEADER_SENT, HEADER_SEQ, type ImagePayload, type ReplicationNames, replicationNames } from './protocol.ts';
 import { type ReplicaStatus, writeReplicaStatus } from './replica-status.ts';
 import { downloadSnapshot, listSnapshots } from './snapshots.ts';
@@ -271,8 +272,20 @@ export class Replica {
     }
     // A stream made again from scratch numbers from 1: start at its beginning; change sequences sort it out.
     const start = pos.streamSeq + 1 > info.state.last_seq + 1 ? info.state.first_seq : pos.streamSeq + 1;
-    const consumer = await this.js!.consumers.get(this.names.stream, { filterSubjects: this.names.subject, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, start) });
-    const messages = await consumer.consume({ max_messages: 1024 });
+    // A consumer of our own (the client's ordered consumer retried its own re-creation
+    // out of sight after its server died): ephemeral, in memory, no acks, removed by the
+    // server once unused; when it stops delivering, the watchdog below makes a new one.
+    const created = await this.jsm!.consumers.add(this.names.stream, {
+      ack_policy: AckPolicy.None,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: Math.max(1, start),
+      filter_subject: this.names.subject,
+      mem_storage: true,
+      num_replicas: 1,
+      inactive_threshold: nanos(30_000),
+    });
+    const consumer = await this.js!.consumers.get(this.names.stream, created.name);
+    const messages = await consumer.consume({ max_messages: 1024, idle_heartbeat: 2000 });
     this.messages = messages;
     this.state = 'following';
     this.pending = info.state.last_seq >= start ? info.state.last_seq - start + 1 : 0;
@@ -350,6 +363,7 @@ export class Replica {
       if (flushTimer) clearImmediate(flushTimer);
       messages.stop();
       this.messages = null;
+      void this.jsm!.consumers.delete(this.names.stream, created.name).catch(() => undefined);
     }
   }
 
