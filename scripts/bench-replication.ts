@@ -15,7 +15,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus } from 'node:os';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
@@ -227,6 +227,7 @@ async function main() {
   mkdirSync(DIR, { recursive: true });
   // Every run copies its databases afresh (new identities): the streams of the last run must go.
   rmSync(join(DIR, 'nats'), { recursive: true, force: true });
+  const loadAtStart = loadavg().map((l) => l.toFixed(2)).join('/');
   const nats = await NatsCluster.start(join(DIR, 'nats'), 3);
   log(`NATS cluster of 3 up: ${nats.urls.join(' ')}`);
   try {
@@ -239,7 +240,7 @@ async function main() {
       '## Replication: readers on other hosts (NATS JetStream)',
       '',
       `\`npx tsx scripts/bench-replication.ts --images ${opts.images} --bootstrap-images ${opts.bootstrapImages} --writes ${opts.writes} --read-rate ${opts.readRate}\``,
-      `(${new Date().toISOString().slice(0, 10)}; ${availableParallelism()} cores (${cpus()[0]?.model ?? '?'}), every "host" on this one machine: a three-node NATS JetStream cluster (nats-server ${'2.9'}, stream and bucket R3), host A = the writer, host B = \`haarseek cluster --follow\` with 2 readers behind nginx)`,
+      `(${new Date().toISOString().slice(0, 10)}; ${availableParallelism()} cores (${cpus()[0]?.model ?? '?'}), every "host" on this one machine: a three-node NATS JetStream cluster (nats-server ${'2.9'}, stream and bucket R3), host A = the writer, host B = \`haarseek cluster --follow\` with 2 readers behind nginx; load average (1/5/15 min) at the start ${loadAtStart}, at the end ${loadavg().map((l) => l.toFixed(2)).join('/')}, the machine shared with another engineer's work)`,
       '',
       `**Read-after-write across hosts** at ${opts.images.toLocaleString('en')} images, under ${opts.readRate} queryImgID/s on host B's front: from the writer's acknowledgement of addImgBlob to the first answer of host B's front (isImgOnDb, polled every 2 ms) that holds the image, ${raw.lags.length} writes one after the other:`,
       '',

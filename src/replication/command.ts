@@ -23,13 +23,17 @@ export function registerReplicaCommand(program: Command): void {
   program
     .command('replica')
     .description('keep a local copy of a writer\'s database on another host, fed by NATS JetStream (the host\'s readers serve it)')
-    .requiredOption('--nats <url>', 'a NATS server of the cluster the writer publishes to; repeatable', collect, [])
+    .option('--nats <url>', 'a NATS server of the cluster the writer publishes to (required); repeatable', collect, [])
     .option('--nats-stream <name>', 'the name the writer publishes under (its --nats-stream)', 'haarseek')
     .option('--data <dir>', 'data directory of the local copy (haarseek.db)', DEFAULTS.dataDir)
     .option('--host <host>', 'address of /health and /metrics', DEFAULTS.host)
     .option('--port <port>', 'port of /health and /metrics', parsePositiveInt, REPLICA_DEFAULT_PORT)
     .option('--log-level <level>', 'pino log level', DEFAULTS.logLevel)
     .action(async (opts: ReplicaOptions) => {
+      if (opts.nats.length === 0) {
+        process.stderr.write('haarseek replica: --nats URL is required (a server of the NATS cluster the writer publishes to)\n');
+        process.exit(2);
+      }
       const dataDir = resolve(opts.data);
       mkdirSync(dataDir, { recursive: true });
       const dbPath = databasePath(dataDir);

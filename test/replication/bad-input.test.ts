@@ -47,10 +47,13 @@ describe('replication refuses bad input with one clear line', () => {
     rmSync(root, { recursive: true, force: true });
   });
 
-  it('a NATS URL that is not NATS: the replica and the writer stop with one line, exit 2', async () => {
+  it('a NATS URL that is not NATS, or none: the replica and the writer stop with one line, exit 2', async () => {
     const replica = await runToEnd(['replica', '--nats', `nats://127.0.0.1:${httpPort}`, '--data', join(root, 'r-http'), '--port', String(await rangePort())]);
     expect(replica.code).toBe(2);
     expect(oneLine(replica.stderr)).toMatch(/^haarseek replica: nats:\/\/127\.0\.0\.1:\d+ is not a NATS server: it accepted a connection but sent no NATS greeting/);
+    const none = await runToEnd(['replica', '--data', join(root, 'r-none'), '--port', String(await rangePort())]);
+    expect(none.code).toBe(2);
+    expect(oneLine(none.stderr)).toMatch(/^haarseek replica: --nats URL is required/);
     const serve = await runToEnd(['serve', '--role', 'writer', '--data', join(root, 'w-http'), '--port', String(await rangePort()), '--nats', `nats://127.0.0.1:${httpPort}`]);
     expect(serve.code).toBe(2);
     expect(oneLine(serve.stderr)).toMatch(/^haarseek: --nats nats:\/\/127\.0\.0\.1:\d+ is not a NATS server/);
