@@ -1,10 +1,10 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ReplicationError, WriterLockedError } from '../errors.ts';
 import { collect, parsePositiveInt } from '../server/command.ts';
-import { DEFAULTS, databasePath } from '../server/config.ts';
+import { DEFAULTS, databasePath, segmentDir } from '../server/config.ts';
 import { LogRing, createLogger } from '../server/log.ts';
 
 interface ReplicaOptions {
@@ -14,6 +14,7 @@ interface ReplicaOptions {
   host: string;
   port: number;
   logLevel: string;
+  segmentDeltaMax: number;
 }
 
 export const REPLICA_DEFAULT_PORT = 31126;
@@ -29,6 +30,7 @@ export function registerReplicaCommand(program: Command): void {
     .option('--host <host>', 'address of /health and /metrics', DEFAULTS.host)
     .option('--port <port>', 'port of /health and /metrics', parsePositiveInt, REPLICA_DEFAULT_PORT)
     .option('--log-level <level>', 'pino log level', DEFAULTS.logLevel)
+    .option('--segment-delta-max <n>', 'write a new index segment set for this host\'s readers once this many changes came after the current one (as the writer does)', parsePositiveInt, DEFAULTS.segmentDeltaMax)
     .action(async (opts: ReplicaOptions) => {
       if (opts.nats.length === 0) {
         process.stderr.write('haarseek replica: --nats URL is required (a server of the NATS cluster the writer publishes to)\n');
@@ -48,6 +50,8 @@ export function registerReplicaCommand(program: Command): void {
       const { acquireWriterLock } = await import('../server/writer-lock.ts');
       const { Replica } = await import('./replica.ts');
       const { replicaDelayHistogram, replicaMetrics } = await import('./replica-metrics.ts');
+      const { SegmentKeeper } = await import('../server/segment-keeper.ts');
+      const { manifestPath, readManifest } = await import('../index/segment-manifest.ts');
       let releaseLock: () => Promise<void>;
       try {
         // The replica is its host's only writer of the file: the writer's lock keeps a local writer or an import out.
@@ -59,13 +63,44 @@ export function registerReplicaCommand(program: Command): void {
         return fail(err);
       }
       const delays = replicaDelayHistogram();
+      const applied = new Set<() => void>();
+      const segments = segmentDir(dataDir);
       let replica: InstanceType<typeof Replica>;
       try {
-        replica = new Replica({ servers: opts.nats, name: opts.natsStream, dataDir, dbPath, log, observeDelay: (ms) => delays.observe(ms / 1000) });
+        replica = new Replica({
+          servers: opts.nats,
+          name: opts.natsStream,
+          dataDir,
+          dbPath,
+          log,
+          observeDelay: (ms) => delays.observe(ms / 1000),
+          onApplied: () => applied.forEach((listener) => listener()),
+          // A snapshot may be of another history: the set of the old file goes, and a new one is written.
+          onReplaced: () => rmSync(manifestPath(segments), { force: true }),
+        });
         replica.openLocal();
       } catch (err) {
         return fail(err);
       }
+      // The host's readers map segments as the writer's do; the replica writes them as the writer would.
+      const keeper = new SegmentKeeper({
+        dbPath,
+        dir: segments,
+        store: {
+          lastSeq: () => replica.lastSeq(),
+          // The replica keeps 200,000 rows, far more than a set is ever behind.
+          holdChanges: () => () => undefined,
+          onCommit: (listener) => {
+            applied.add(listener);
+            return () => applied.delete(listener);
+          },
+        },
+        segmentSeq: () => readManifest(segments)?.seq ?? null,
+        imagesOutside: () => (readManifest(segments) ? 0 : replica.imageCount()),
+        deltaMax: Math.max(1, opts.segmentDeltaMax),
+        onWritten: () => undefined,
+        log,
+      });
       const registry = replicaMetrics(replica, delays, opts.port);
       const server = createServer((req, res) => {
         if (req.url === '/metrics') {
@@ -87,6 +122,7 @@ export function registerReplicaCommand(program: Command): void {
         stopping = true;
         log.info({ reason }, 'stopping');
         server.close();
+        await keeper.stop();
         await replica.close();
         await releaseLock().catch(() => undefined);
         process.exit(code);

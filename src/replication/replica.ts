@@ -21,6 +21,10 @@ export interface ReplicaOptions {
   log: Logger;
   /** Called per applied change with the time from the writer sending it to its commit here. */
   observeDelay?: (ms: number) => void;
+  /** Called after each committed batch and after a snapshot is installed. */
+  onApplied?: () => void;
+  /** Called before a snapshot replaces the local file (what was derived from the old one goes). */
+  onReplaced?: () => void;
 }
 
 /** Changes applied in one transaction at most (one fsync for a burst, as a bulk add sends). */
@@ -73,6 +77,15 @@ export class Replica {
 
   get ready(): boolean {
     return this.position !== null;
+  }
+
+  /** The last change-log position in the local file (0 before there is one). */
+  lastSeq(): number {
+    return this.db ? (this.db.prepare('SELECT coalesce(max(seq), 0) FROM changes').pluck().get() as number) : 0;
+  }
+
+  imageCount(): number {
+    return this.db ? (this.db.prepare('SELECT count(*) FROM images').pluck().get() as number) : 0;
   }
 
   get stale(): boolean {
@@ -238,6 +251,7 @@ export class Replica {
         }
         this.db?.close();
         this.db = null;
+        this.o.onReplaced?.();
         // Our connection is closed after committed transactions only: no journal to roll back.
         rmSync(`${this.o.dbPath}-journal`, { force: true });
         renameSync(tmp, this.o.dbPath);
@@ -249,6 +263,7 @@ export class Replica {
         this.lastBootstrapMs = Date.now() - started;
         this.lastAppliedAt = Date.now();
         this.o.log.info({ seq: got.seq, durationMs: this.lastBootstrapMs }, 'installed the snapshot; following the stream from there');
+        this.o.onApplied?.();
         return;
       }
       const reason = newest ? `the newest snapshot is at change ${newest.desc.seq}, ${minSeq} is needed` : 'the bucket holds no snapshot yet';
@@ -383,6 +398,7 @@ export class Replica {
     // The host's readers see the new position within ~100 ms, not at the next second.
     if (now - this.statusWrittenAt > 100) this.writeStatus();
     if (this.o.observeDelay) for (const { sent } of batch) if (sent > 0) this.o.observeDelay(now - sent);
+    this.o.onApplied?.();
   }
 
   private applyOne(msg: ChangeMessage): void {

@@ -106,10 +106,11 @@ export interface ReplicaProcess {
 }
 
 /** Spawns `haarseek replica`; waitHealthy: until /health answers 200 (it holds a local copy). */
-export async function startReplica(dataDir: string, urls: string[], opts: { stream?: string; port?: number; waitHealthy?: boolean } = {}): Promise<ReplicaProcess> {
+export async function startReplica(dataDir: string, urls: string[], opts: { stream?: string; port?: number; waitHealthy?: boolean; extraArgs?: string[] } = {}): Promise<ReplicaProcess> {
   const port = opts.port ?? (await rangePort());
   const args = [CLI, 'replica', ...urls.flatMap((u) => ['--nats', u]), '--data', dataDir, '--port', String(port), '--log-level', 'info'];
   if (opts.stream) args.push('--nats-stream', opts.stream);
+  args.push(...(opts.extraArgs ?? []));
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: TEST_ENV });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));

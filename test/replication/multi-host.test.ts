@@ -54,7 +54,8 @@ describe('readers on other hosts: the change log through a three-node NATS JetSt
   it('a new host fetches a snapshot, then every change arrives in order with the writer\'s sequence numbers; its reader answers', async () => {
     const w = rpcClient(writer.url);
     await w('addImgBlob', 1, 1, original(1));
-    replica = await startReplica(replicaDir, nats.urls, { stream });
+    // A small bound: the replica writes index segments for host B's readers within this test.
+    replica = await startReplica(replicaDir, nats.urls, { stream, extraArgs: ['--segment-delta-max', '2'] });
     reader = await startHostBReader();
     const r = rpcClient(reader.url);
     const ackAt: number[] = [];
@@ -87,6 +88,11 @@ describe('readers on other hosts: the change log through a three-node NATS JetSt
     // Writes on host B are refused, saying where they go.
     const fault = await expectFault(r('addImgBlob', 1, 9, original(9)), 5);
     expect(fault.faultString).toMatch(/follows a writer on another host/);
+    // Host B's reader serves from the segment set its replica wrote, with the same answers.
+    const expected = await w('queryImgID', 1, 2, 5);
+    await until(async () => (await health(reader.port)).segments.seq !== null, 60_000, () => `no segment set on host B:\n${replica.output().slice(-2000)}`);
+    expect(replica.output()).toMatch(/index segments written/);
+    expect(await r('queryImgID', 1, 2, 5)).toEqual(expected);
   });
 
   it('kill -9 of one NATS node of three under write load: no acknowledged write is missing on the replica', async () => {
