@@ -27,8 +27,8 @@ const RETRY_AFTER_MS = 30_000;
 const CHECK_DELAY_MS = 200;
 
 /**
- * Decides when the writer writes a new segment set and runs it in a worker thread, one
- * at a time: when readers would replay more than deltaMax log rows after the current
+ * Decides when a new segment set is written (by the writer, or by a replica for its
+ * host's readers) and writes it in a worker thread, one at a time: when readers would replay more than deltaMax log rows after the current
  * set, or the indexes hold more than deltaMax images outside segments (a bulk load, a
  * space loaded from a file). A small database never needs one: it is loaded from
  * SQLite as before.
@@ -56,7 +56,7 @@ export class SegmentKeeper {
     return this.worker !== null;
   }
 
-  /** How far the writer's indexes are from the current set: log rows after it, and images held outside it. */
+  /** How far the indexes are from the current set: log rows after it, and images held outside it. */
   backlog(): { changes: number; images: number } {
     const seq = this.o.segmentSeq();
     return { changes: seq === null ? 0 : this.o.store.lastSeq() - seq, images: this.o.imagesOutside() };
