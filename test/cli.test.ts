@@ -107,6 +107,20 @@ describe('haarseek serve refuses a bad configuration with one line and no start'
     rmSync(data, { recursive: true, force: true });
   });
 
+  it('a --segment-delta-max that is not a whole number, for serve and for replica', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'haarseek-cli-'));
+    const byServe = await serve(['--data', data, '--segment-delta-max', 'many'], {});
+    expect(byServe.code).not.toBe(0);
+    expect(byServe.stderr).toMatch(/--segment-delta-max.*many.*expected a whole number/s);
+    const byReplica = await run(process.execPath, [CLI, 'replica', '--nats', 'nats://127.0.0.1:1', '--data', data, '--segment-delta-max', '-3'], { timeout: 30_000 }).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
+    );
+    expect(byReplica.code).not.toBe(0);
+    expect(byReplica.stderr).toMatch(/--segment-delta-max.*-3.*expected a whole number/s);
+    rmSync(data, { recursive: true, force: true });
+  });
+
   it('an empty write.key file', async () => {
     const data = mkdtempSync(join(tmpdir(), 'haarseek-cli-'));
     writeFileSync(join(data, 'write.key'), '\n');

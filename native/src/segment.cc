@@ -82,24 +82,10 @@ enum : size_t {
 };
 constexpr uint32_t kFlagNonFiniteAvgl = 1;
 
-// The file is little-endian; a big-endian host reads the byte-order mark reversed and refuses it.
-template <typename T>
-T Load(const uint8_t* p) {
-  T v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
 #if defined(_MSC_VER)
 inline void Prefetch(const void*) {}
-inline uint32_t Ctz(uint64_t m) {
-  unsigned long i;
-  _BitScanForward64(&i, m);
-  return i;
-}
 #else
 inline void Prefetch(const void* p) { __builtin_prefetch(p, 0, 2); }
-inline uint32_t Ctz(uint64_t m) { return static_cast<uint32_t>(__builtin_ctzll(m)); }
 #endif
 
 size_t AlignUp(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }

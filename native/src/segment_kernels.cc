@@ -14,23 +14,6 @@
 namespace haarseek {
 namespace {
 
-template <typename T>
-T Load(const uint8_t* p) {
-  T v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-#if defined(_MSC_VER)
-inline uint32_t Ctz(uint64_t m) {
-  unsigned long i;
-  _BitScanForward64(&i, m);
-  return i;
-}
-#else
-inline uint32_t Ctz(uint64_t m) { return static_cast<uint32_t>(__builtin_ctzll(m)); }
-#endif
-
 // How far ahead (bytes) the SIMD kernels ask for each bitmap's next bytes.
 constexpr uint32_t kPrefetchAhead = 256;
 

@@ -4,8 +4,33 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+
+#if defined(_MSC_VER)
+#include <intrin.h>
+#endif
 
 namespace haarseek {
+
+// An unaligned little-endian read from the mapped file (a big-endian host reads the
+// file's byte-order mark reversed and refuses the file before anything else is read).
+template <typename T>
+inline T Load(const uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// The index of the lowest set bit (m != 0).
+#if defined(_MSC_VER)
+inline uint32_t Ctz(uint64_t m) {
+  unsigned long i;
+  _BitScanForward64(&i, m);
+  return i;
+}
+#else
+inline uint32_t Ctz(uint64_t m) { return static_cast<uint32_t>(__builtin_ctzll(m)); }
+#endif
 
 // The SIMD flavour of the walk.
 enum class SegmentKernel { kScalar, kAvx2, kAvx512 };

@@ -51,7 +51,7 @@ export function registerReplicaCommand(program: Command): void {
       const { Replica } = await import('./replica.ts');
       const { replicaDelayHistogram, replicaMetrics } = await import('./replica-metrics.ts');
       const { SegmentKeeper } = await import('../server/segment-keeper.ts');
-      const { manifestPath, readManifest } = await import('../index/segment-manifest.ts');
+      const { manifestIdentity, manifestPath, readManifest } = await import('../index/segment-manifest.ts');
       let releaseLock: () => Promise<void>;
       try {
         // The replica is its host's only writer of the file: the writer's lock keeps a local writer or an import out.
@@ -96,7 +96,7 @@ export function registerReplicaCommand(program: Command): void {
           },
         },
         segmentSeq: () => readManifest(segments)?.seq ?? null,
-        imagesOutside: () => (readManifest(segments) ? 0 : replica.imageCount()),
+        imagesOutside: () => (manifestIdentity(segments) ? 0 : replica.imageCount()),
         deltaMax: Math.max(1, opts.segmentDeltaMax),
         onWritten: () => undefined,
         log,

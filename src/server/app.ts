@@ -67,7 +67,7 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
       dbPath,
       dir: segmentDir(config.dataDir),
       store,
-      segmentSeq: () => loader.current?.seq ?? null,
+      segmentSeq: () => loader.segmentSeq,
       imagesOutside: () => catalog.imagesOutsideSegments(),
       deltaMax: config.segmentDeltaMax,
       log,
@@ -100,7 +100,7 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
   const startedAt = Date.now();
   const admission = new Admission(config.maxInFlight);
   const loopDelay = new LoopDelayWindow();
-  const metrics = new ServerMetrics({ role: config.role, port: config.port }, { catalog, admission, sync, segmentSeq: () => loader.current?.seq ?? null });
+  const metrics = new ServerMetrics({ role: config.role, port: config.port }, { catalog, admission, sync, segmentSeq: () => loader.segmentSeq });
   let requests = 0;
   const ctx: RpcContext = {
     service,
@@ -239,7 +239,7 @@ export async function startServer(config: ServerConfig, log: Logger, ring: LogRi
       refreshes: sync?.refreshes,
       lastFullLoadMs: sync?.lastFullLoadMs,
       segments: {
-        seq: loader.current?.seq ?? null,
+        seq: loader.segmentSeq,
         mappedBytes: catalog.mappedBytes(),
         privateIndexBytes: catalog.memoryBytes(),
         ...(keeper && { writing: keeper.writing, written: keeper.written, failed: keeper.failed, lastWriteMs: keeper.lastWriteMs, backlog: keeper.backlog() }),

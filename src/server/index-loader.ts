@@ -43,6 +43,11 @@ export class IndexLoader {
 
   constructor(private readonly o: IndexLoaderOptions) {}
 
+  /** The position of the segment set in use, null when none is. */
+  get segmentSeq(): number | null {
+    return this.current?.seq ?? null;
+  }
+
   /** True when the writer put a segment set in place after the one this process loaded. */
   newerSegments(): boolean {
     return manifestIdentity(this.o.segmentDir) !== this.loadedIdentity;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ImageIndex } from '../../src/index/types.ts';
+import type { ImageIndex, SignatureBatch } from '../../src/index/types.ts';
 import { SIGNATURE_LENGTH, type Signature } from '../../src/signature/types.ts';
 import { prng } from '../../scripts/lib/prng.ts';
 
@@ -24,6 +24,22 @@ export function syntheticSignature(random: () => number): Signature {
     coefs.set(Int32Array.from(chosen).sort(), c * 40);
   }
   return { coefs, avgl: Float64Array.of(random(), random() * 0.2 - 0.1, random() * 0.2 - 0.1) };
+}
+
+/** Packs signatures as the store reads them: flat arrays, coefficients as int16. */
+export function toBatch(entries: ReadonlyArray<readonly [number, Signature]>): SignatureBatch {
+  const batch: SignatureBatch = {
+    count: entries.length,
+    ids: new Float64Array(entries.length),
+    avgl: new Float64Array(entries.length * 3),
+    coefs: new Int16Array(entries.length * 120),
+  };
+  entries.forEach(([id, sig], k) => {
+    batch.ids[k] = id;
+    batch.avgl.set(sig.avgl, k * 3);
+    batch.coefs.set(sig.coefs, k * 120);
+  });
+  return batch;
 }
 
 export function describeIndexBehaviour(engineName: string, createIndex: () => ImageIndex): void {

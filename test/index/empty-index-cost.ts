@@ -1,9 +1,9 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import type { ImageIndex, SignatureBatch } from '../../src/index/types.ts';
+import type { ImageIndex } from '../../src/index/types.ts';
 import type { Signature } from '../../src/signature/types.ts';
-import { rng, syntheticSignature } from '../helpers/index-behaviour.ts';
+import { rng, syntheticSignature, toBatch } from '../helpers/index-behaviour.ts';
 
 /** Issue 11: every database space holds an index per process, most of them empty. */
 const EMPTY_BUDGET = 64 * 1024;
@@ -21,21 +21,6 @@ function collector(): () => void {
     // no collector: the RSS budget below is generous enough without one
   }
   return () => {};
-}
-
-function toBatch(entries: Array<[number, Signature]>): SignatureBatch {
-  const batch: SignatureBatch = {
-    count: entries.length,
-    ids: new Float64Array(entries.length),
-    avgl: new Float64Array(entries.length * 3),
-    coefs: new Int16Array(entries.length * 120),
-  };
-  entries.forEach(([id, sig], k) => {
-    batch.ids[k] = id;
-    batch.avgl.set(sig.avgl, k * 3);
-    batch.coefs.set(sig.coefs, k * 120);
-  });
-  return batch;
 }
 
 /**

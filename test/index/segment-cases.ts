@@ -27,23 +27,7 @@ import { segmentPath, writeSegment, writeSnapshotSegments } from '../../src/inde
 import type { ImageIndex, QueryOptions, SignatureBatch } from '../../src/index/types.ts';
 import type { Signature } from '../../src/signature/types.ts';
 import { goldenImages, goldenPixels, goldenScores, type GoldenMode } from '../helpers/golden.ts';
-import { rng, syntheticSignature } from '../helpers/index-behaviour.ts';
-
-/** Packs signatures as the store reads them: flat arrays, coefficients as int16. */
-export function toBatch(entries: ReadonlyArray<readonly [number, Signature]>): SignatureBatch {
-  const batch: SignatureBatch = {
-    count: entries.length,
-    ids: new Float64Array(entries.length),
-    avgl: new Float64Array(entries.length * 3),
-    coefs: new Int16Array(entries.length * 120),
-  };
-  entries.forEach(([id, sig], k) => {
-    batch.ids[k] = id;
-    batch.avgl.set(sig.avgl, k * 3);
-    batch.coefs.set(sig.coefs, k * 120);
-  });
-  return batch;
-}
+import { rng, syntheticSignature, toBatch } from '../helpers/index-behaviour.ts';
 
 /** Batches of at most `size` entries, as a snapshot streams them. */
 export function* batchesOf(entries: ReadonlyArray<readonly [number, Signature]>, size = 4096): Generator<SignatureBatch> {

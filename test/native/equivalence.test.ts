@@ -7,10 +7,10 @@ import { type Engine, nativeEngine, tsEngine } from '../../src/engine.ts';
 import { decodeToRgb128 } from '../../src/image/decode.ts';
 import { LayeredIndex } from '../../src/index/layered-index.ts';
 import { writeSegment } from '../../src/index/segment-writer.ts';
-import type { ImageIndex, QueryOptions, RankedResult, SignatureBatch } from '../../src/index/types.ts';
+import type { ImageIndex, QueryOptions, RankedResult } from '../../src/index/types.ts';
 import type { Signature } from '../../src/signature/types.ts';
 import { original } from '../helpers/corpus.ts';
-import { rng, syntheticSignature } from '../helpers/index-behaviour.ts';
+import { rng, syntheticSignature, toBatch } from '../helpers/index-behaviour.ts';
 import { describeNative } from './availability.ts';
 import { imageKinds, imageSpec, synthesizeImage } from './images.ts';
 
@@ -24,22 +24,6 @@ function expectSameSignature(a: Signature, b: Signature, what: string): void {
 function expectSameRanking(ts: RankedResult[], native: RankedResult[], what: string): void {
   expect(native.map(([id]) => id), what).toEqual(ts.map(([id]) => id));
   native.forEach(([, raw], k) => expect(Object.is(raw, ts[k][1]), `${what} rank ${k}: ${raw} vs ${ts[k][1]}`).toBe(true));
-}
-
-/** Packs signatures as the store reads them: flat arrays, coefficients as int16. */
-function toBatch(entries: Array<[number, Signature]>): SignatureBatch {
-  const batch: SignatureBatch = {
-    count: entries.length,
-    ids: new Float64Array(entries.length),
-    avgl: new Float64Array(entries.length * 3),
-    coefs: new Int16Array(entries.length * 120),
-  };
-  entries.forEach(([id, sig], k) => {
-    batch.ids[k] = id;
-    batch.avgl.set(sig.avgl, k * 3);
-    batch.coefs.set(sig.coefs, k * 120);
-  });
-  return batch;
 }
 
 describeNative('native and TypeScript engines are equivalent', () => {

@@ -183,6 +183,16 @@ for (const engine of ['native', 'ts'] as const) {
       }
     });
 
+    it('a manifest that is not JSON is ignored: the reader reads SQLite and answers right', async () => {
+      const before = await allAnswers(r, 1);
+      await stopProcess(reader);
+      writeFileSync(join(segments, 'current.json'), '{"format": 1, "seq": ');
+      reader = await start('reader', dataDir, SEGMENT_ARGS, reader.port);
+      r = rpcClient(reader.url);
+      expect((await health(reader.port)).segments.seq).toBeNull();
+      expect(await allAnswers(r, 1)).toEqual(before);
+    });
+
     it('a save or export path inside the segment directory is refused', async () => {
       await expect(w('saveDbAs', 1, join(segments, 'current.json'))).rejects.toMatchObject({ faultCode: 7 });
       expect(existsSync(join(segments, 'current.json'))).toBe(true);
